@@ -1,0 +1,1 @@
+"""The typer command-line app: thin commands over the library."""

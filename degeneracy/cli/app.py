@@ -1,0 +1,247 @@
+"""`degeneracy`: the command-line interface. Each command parses arguments and calls the library."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from degeneracy.cli.output import Format, emit
+from degeneracy.registry.errors import RegistryError
+
+app = typer.Typer(
+    name="degeneracy",
+    help="Train RNN ensembles, store everything in a DuckDB/Parquet registry, and measure "
+    "solution degeneracy with SQL.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
+)
+
+
+class State:
+    registry: Path | None = None
+    quiet: bool = False
+
+
+state = State()
+
+
+def user_errors(fn):
+    """Turn a RegistryError into one line on stderr and exit code 2 (never a traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except RegistryError as exc:
+            typer.echo(f"degeneracy: error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            typer.echo("degeneracy: interrupted", err=True)
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def _open(create: bool = False):
+    from degeneracy.registry.store import Registry
+
+    return Registry.open(state.registry, create=create)
+
+
+def _say(text: str) -> None:
+    if not state.quiet:
+        typer.echo(text, err=True)
+
+
+FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="table, csv, json or parquet.")]
+OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="Write to FILE, not stdout.")]
+
+
+@app.callback()
+def main_options(
+    registry: Annotated[
+        Path | None,
+        typer.Option(
+            "--registry",
+            "-r",
+            envvar="DEGENERACY_REGISTRY",
+            help="Registry folder [default: ./degeneracy-registry].",
+        ),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or notes.")] = False,
+) -> None:
+    state.registry = registry
+    state.quiet = quiet
+
+
+@app.command()
+@user_errors
+def init(
+    path: Annotated[Path | None, typer.Argument(help="Folder to create (else --registry).")] = None,
+) -> None:
+    """Create an empty registry (an existing registry is left as it is).
+
+    Example: `degeneracy init runs/` or `degeneracy --registry runs/ init`
+    """
+    from degeneracy.registry.store import Registry
+
+    reg = Registry.create(path if path is not None else state.registry)
+    typer.echo(f"registry at {reg.root}")
+
+
+@app.command()
+@user_errors
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Exchange folders or .pt state_dict files.")],
+) -> None:
+    """Register networks trained elsewhere: exchange folders or PyTorch state_dict files.
+
+    Everything is checked before anything is written; networks already present are skipped.
+    A state_dict file `net.pt` needs a sidecar `net.json` or `net.toml` with at least
+    `task` and `seed` (see README, "Ingesting networks").
+
+    Example: `degeneracy ingest shared_nets/ model_seed3.pt`
+    """
+    from degeneracy.registry.ingest import collect
+
+    batches = collect(paths)  # read and validate everything before touching the registry
+    reg = _open(create=True)
+    written = skipped = 0
+    for condition, records, source in batches:
+        summary = reg.write_ensemble(condition, records, source=source)
+        written += len(summary.written)
+        skipped += len(summary.skipped)
+    typer.echo(
+        f"ingested {written} network(s) in {len(batches)} batch(es); {skipped} already present"
+    )
+
+
+@app.command()
+@user_errors
+def query(
+    sql: Annotated[str, typer.Argument(help="One read-only SQL statement.")],
+    format: FormatOpt = Format.table,
+    out: OutOpt = None,
+) -> None:
+    """Run a read-only SQL query over the registry's tables and views.
+
+    Tables: networks, ensembles, sweeps, labels, pairwise, results. Views: weights,
+    trajectories, outputs, curves (the Parquet data), networks_labeled (labels as columns).
+
+    Example: `degeneracy query "SELECT task, avg(final_loss) FROM networks GROUP BY ALL" -f csv`
+    """
+    reg = _open()
+    with reg.read_query(sql) as rel:
+        if format is Format.parquet:
+            if out is None:
+                raise RegistryError("--format parquet needs --out FILE (Parquet is binary)")
+            import pyarrow.parquet as pq
+
+            pq.write_table(rel.to_arrow_table(), out, compression="zstd")
+            return
+        columns, rows = rel.columns, rel.fetchall()
+    emit(columns, rows, format, out)
+
+
+LS_SQL = """
+SELECT task, complexity, hidden_size, regime, gamma, l1, nuclear,
+       count(*) AS networks,
+       count(DISTINCT ensemble_id) AS ensembles,
+       round(avg(CASE WHEN converged THEN 1.0 ELSE 0.0 END), 3) AS converged_frac,
+       median(final_loss) AS median_final_loss,
+       median(ood_loss) AS median_ood_loss
+FROM networks_labeled {where}
+GROUP BY ALL ORDER BY ALL
+"""
+
+
+@app.command("ls")
+@user_errors
+def ls_(
+    where: Annotated[str | None, typer.Option(help="SQL filter on networks.")] = None,
+    format: FormatOpt = Format.table,
+    out: OutOpt = None,
+) -> None:
+    """Networks grouped by task and condition, with counts and the converged fraction.
+
+    Example: `degeneracy ls --where "task = 'flipflop' AND hidden_size >= 64"`
+    """
+    reg = _open()
+    with reg.read_query(LS_SQL.format(where=f"WHERE {where}" if where else "")) as rel:
+        columns, rows = rel.columns, rel.fetchall()
+    if not rows and format is Format.table:
+        _say(f"no networks in {reg.root}" + (" matching the filter" if where else ""))
+        return
+    emit(columns, rows, format, out)
+
+
+@app.command()
+@user_errors
+def label(
+    name: Annotated[str, typer.Argument(help="Label (post-hoc factor) name, an identifier.")],
+    value: Annotated[str, typer.Option("--value", help="Value to give the matching networks.")],
+    where: Annotated[str, typer.Option("--where", help="SQL condition on networks.")],
+) -> None:
+    """Attach a post-hoc factor to the networks matching a SQL condition.
+
+    Labels are stored in `labels` and appear as columns of the `networks_labeled` view, so
+    they group like any other factor.
+
+    Example: `degeneracy label wide --value yes --where "hidden_size >= 128"`
+    """
+    n = _open().add_label(name, value, where)
+    typer.echo(f"labelled {n} network(s) {name} = {value}")
+
+
+@app.command()
+@user_errors
+def info(
+    format: Annotated[Format, typer.Option("--format", "-f", help="table or json.")] = Format.table,
+) -> None:
+    """Counts, bytes on disk, schema version and paths of the registry.
+
+    Example: `degeneracy --registry runs/ info -f json`
+    """
+    data = _open().info()
+    if format is Format.json:
+        typer.echo(json.dumps(data, indent=1))
+        return
+    rows = [(k, str(data[k])) for k in ("root", "catalog", "schema_version", "code_version")]
+    rows += [(f"{k} rows", str(v)) for k, v in data["counts"].items()]
+    rows += [(f"{k} bytes", f"{v:,}") for k, v in data["bytes"].items()]
+    rows += [("total bytes", f"{data['total_bytes']:,}")]
+    emit(["item", "value"], rows, Format.table if format is Format.table else format)
+
+
+@app.command()
+@user_errors
+def export(
+    ensemble_id: Annotated[str, typer.Argument(help="Ensemble to export (see `ensembles`).")],
+    folder: Annotated[Path, typer.Argument(help="Exchange folder to write.")],
+) -> None:
+    """Write one ensemble as an exchange folder another registry can `ingest`.
+
+    Example: `degeneracy export e3f1c2... shared/flipflop_h64`
+    """
+    out = _open().export_ensemble(ensemble_id, folder)
+    typer.echo(f"exported {ensemble_id} to {out}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app(prog_name="degeneracy")
+    except RegistryError as exc:  # raised outside a command (e.g. in an option callback)
+        print(f"degeneracy: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

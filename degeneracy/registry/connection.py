@@ -1,0 +1,63 @@
+"""Opening the DuckDB catalog: short-lived connections, lock retries, read-only confinement.
+
+DuckDB allows one writer process and refuses every other open while it holds the file, so
+connections are opened per operation and retried with backoff when the file is locked.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import duckdb
+
+from degeneracy.registry.errors import RegistryError
+
+LOCK_TIMEOUT_S = 60.0
+
+
+def open_catalog(path: Path, read_only: bool, timeout: float = LOCK_TIMEOUT_S):
+    """A connection to the catalog, retrying while another process holds the lock."""
+    delay, waited = 0.02, 0.0
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            msg = str(exc)
+            if "lock" not in msg.lower() or waited >= timeout:
+                first = msg.strip().splitlines()[0] if msg.strip() else type(exc).__name__
+                raise RegistryError(f"cannot open catalog {path}: {first}") from exc
+            time.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 1.0)
+
+
+def confine(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
+    """Forbid file access outside the registry's data folder and any change of settings.
+
+    Call after every view the connection needs exists (views resolve their files at use).
+    """
+    con.execute(f"SET allowed_directories = ['{str(data_dir).replace(chr(39), chr(39) * 2)}/']")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+
+
+_READ_TYPES = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
+
+
+def check_read_query(con: duckdb.DuckDBPyConnection, sql: str) -> None:
+    """Accept exactly one SELECT-type statement (SELECT, WITH, VALUES, PIVOT, EXPLAIN)."""
+    try:
+        statements = con.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise RegistryError(f"bad SQL: {_first_line(exc)}") from exc
+    if len(statements) != 1:
+        raise RegistryError(f"expected one SQL statement, got {len(statements)}")
+    if statements[0].type not in _READ_TYPES:
+        kind = statements[0].type.name
+        raise RegistryError(f"only read queries are allowed here, got a {kind} statement")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

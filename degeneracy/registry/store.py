@@ -1,0 +1,282 @@
+"""`Registry`: the on-disk store of trained networks — Parquet data plus a DuckDB catalog."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+
+from degeneracy import __version__
+from degeneracy.registry.connection import check_read_query, confine, open_catalog
+from degeneracy.registry.errors import RegistryError
+from degeneracy.registry.layout import Layout, default_path
+from degeneracy.schema import catalog as ddl
+from degeneracy.schema.kinds import ARRAY_KINDS
+
+if TYPE_CHECKING:
+    from degeneracy.registry.records import Condition, NetworkRecord
+    from degeneracy.registry.writer import WriteSummary
+
+_LABEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class Registry:
+    """A registry folder: `catalog.duckdb` plus `data/<kind>/task=<task>/<ensemble>.parquet`.
+
+    Connections are short-lived (DuckDB admits one writer process at a time), so a Registry
+    object holds no open connection and may live as long as you like.
+
+    >>> reg = Registry.create("runs")                                   # doctest: +SKIP
+    >>> reg.sql("SELECT task, count(*) FROM networks GROUP BY ALL")    # doctest: +SKIP
+    """
+
+    def __init__(self, root: Path):
+        self.layout = Layout(Path(root).resolve())
+        self._temp_views = False
+        self._file_cache: dict[tuple[str, str], str] = {}  # (kind, network_id) -> data file
+
+    @property
+    def root(self) -> Path:
+        return self.layout.root
+
+    def __repr__(self) -> str:
+        return f"Registry({str(self.root)!r})"
+
+    # ---------------------------------------------------------------- create / open
+    @classmethod
+    def create(cls, path: str | Path | None = None) -> Registry:
+        """Create a registry at `path` (default: $DEGENERACY_REGISTRY or ./degeneracy-registry).
+
+        Opening an existing registry is not an error; a non-empty folder that is not a registry is.
+        """
+        root = Path(path) if path is not None else default_path()
+        layout = Layout(root.resolve())
+        if layout.catalog.exists():
+            return cls.open(root)
+        if root.exists() and (not root.is_dir() or any(root.iterdir())):
+            raise RegistryError(f"{root} exists and is not an empty folder or a registry")
+        from degeneracy.registry.parquet_files import write_placeholder
+        from degeneracy.schema.arrays import ARRAY_SCHEMAS
+
+        try:
+            for kind in ARRAY_KINDS:
+                write_placeholder(layout.placeholder(kind), ARRAY_SCHEMAS[kind])
+            tmp = layout.root / f".{layout.catalog.name}.tmp"
+            con = duckdb.connect(str(tmp))
+            try:
+                con.execute("BEGIN TRANSACTION")
+                ddl.create_catalog(con, str(layout.data))
+                con.execute("INSERT INTO meta VALUES ('root', ?)", [str(layout.root)])
+                con.execute("COMMIT")
+            finally:
+                con.close()
+            tmp.replace(layout.catalog)
+        except OSError as exc:
+            raise RegistryError(f"cannot create registry at {root}: {exc.strerror or exc}") from exc
+        return cls(layout.root)
+
+    @classmethod
+    def open(cls, path: str | Path | None = None, create: bool = False) -> Registry:
+        """Open an existing registry (or create it if `create`), migrating an older schema."""
+        root = Path(path) if path is not None else default_path()
+        if not Layout(root.resolve()).catalog.exists():
+            if create:
+                return cls.create(root)
+            raise RegistryError(
+                f"no registry at {root} (create one with `degeneracy init`, or pass --registry)"
+            )
+        reg = cls(root)
+        reg._prepare()
+        return reg
+
+    def _prepare(self) -> None:
+        """Check the schema version; migrate an older catalog; repair views of a moved one."""
+        con = open_catalog(self.layout.catalog, read_only=True)
+        try:
+            try:
+                version = ddl.stored_version(con)
+                row = con.execute("SELECT value FROM meta WHERE key = 'root'").fetchone()
+            except duckdb.Error as exc:
+                raise RegistryError(f"{self.layout.catalog} is not a degeneracy catalog") from exc
+        finally:
+            con.close()
+        if version > ddl.SCHEMA_VERSION:
+            raise RegistryError(
+                f"registry {self.root} has schema version {version}, newer than this "
+                f"degeneracy {__version__} understands ({ddl.SCHEMA_VERSION}); upgrade degeneracy"
+            )
+        moved = row is None or row[0] != str(self.root)
+        if version == ddl.SCHEMA_VERSION and not moved:
+            return
+        try:
+            con = open_catalog(self.layout.catalog, read_only=False)
+        except RegistryError:
+            if version < ddl.SCHEMA_VERSION:
+                raise
+            self._temp_views = True  # read-only copy of a moved registry: shadow the views
+            return
+        try:
+            if version < ddl.SCHEMA_VERSION:
+                ddl.migrate(con, str(self.layout.data))
+            if moved:
+                con.execute("BEGIN TRANSACTION")
+                ddl.create_views(con, str(self.layout.data))
+                con.execute("INSERT OR REPLACE INTO meta VALUES ('root', ?)", [str(self.root)])
+                con.execute("COMMIT")
+        finally:
+            con.close()
+
+    # ---------------------------------------------------------------- connections and SQL
+    @contextmanager
+    def connect(self, read_only: bool = True, confined: bool = False) -> Iterator[Any]:
+        """A short-lived DuckDB connection with the views resolving; closed on exit.
+
+        `confined` (read-only only) forbids file access outside data/ and any settings change:
+        the mode for SQL typed by a user.
+        """
+        con = open_catalog(self.layout.catalog, read_only=read_only)
+        try:
+            if self._temp_views or confined:
+                ddl.create_views(con, str(self.layout.data), temp=True)
+            if confined:
+                confine(con, self.layout.data)
+            yield con
+        finally:
+            con.close()
+
+    @contextmanager
+    def read_query(self, query: str, params: Sequence[Any] | None = None) -> Iterator[Any]:
+        """A DuckDB relation for one read-only query, on a confined connection.
+
+        Any DuckDB error inside the block (bad SQL, a failing cast) becomes a RegistryError.
+        """
+        with self.connect(read_only=True, confined=True) as con:
+            check_read_query(con, query)
+            try:
+                yield con.sql(query, params=params)
+            except duckdb.Error as exc:
+                text = str(exc).strip()
+                first = text.splitlines()[0] if text else type(exc).__name__
+                raise RegistryError(f"query failed: {first}") from exc
+
+    def sql(self, query: str, params: Sequence[Any] | None = None):
+        """Run one read-only query (confined to the registry) and return a Polars DataFrame."""
+        import polars as pl
+
+        with self.read_query(query, params) as rel:
+            return pl.from_arrow(rel.to_arrow_table())
+
+    def networks(self, where: str | None = None):
+        """The `networks` table (optionally filtered by a SQL condition) as a DataFrame."""
+        q = "SELECT * FROM networks_labeled"
+        return self.sql(q + (f" WHERE {where}" if where else "") + " ORDER BY network_id")
+
+    # ---------------------------------------------------------------- write side
+    def write_ensemble(
+        self,
+        condition: Condition,
+        records: list[NetworkRecord],
+        sweep_id: str | None = None,
+        source: str = "trained",
+    ) -> WriteSummary:
+        """Store networks of one condition: Parquet files first (atomic), then catalog rows in
+        one transaction. Networks already present (same condition and seed) are skipped, so
+        writing the same networks twice leaves one row each."""
+        from degeneracy.registry.writer import write_ensemble
+
+        return write_ensemble(self, condition, records, sweep_id, source)
+
+    def add_label(self, name: str, value: str | None, where: str) -> int:
+        """Attach the post-hoc factor `name = value` to every network matching the SQL `where`.
+
+        Labels appear as columns of the `networks_labeled` view. Returns how many were labelled.
+        """
+        if not _LABEL.match(name):
+            raise RegistryError(f"label name must be an identifier like my_group, got {name!r}")
+        from degeneracy.schema.tables import NETWORKS
+
+        if name.lower() in {f.name for f in NETWORKS}:
+            raise RegistryError(f"label name {name!r} is already a column of networks")
+        matched = self.sql(f"SELECT network_id FROM networks WHERE {where}")
+        ids = matched["network_id"].to_list()
+        con = open_catalog(self.layout.catalog, read_only=False)
+        try:
+            con.execute("BEGIN TRANSACTION")
+            con.execute(
+                "INSERT OR REPLACE INTO labels SELECT unnest(?::VARCHAR[]), ?, ?",
+                [ids, name, value],
+            )
+            ddl.create_views(con, str(self.layout.data))
+            con.execute("COMMIT")
+        except BaseException:
+            with suppress(Exception):
+                con.execute("ROLLBACK")
+            raise
+        finally:
+            con.close()
+        return len(ids)
+
+    # ---------------------------------------------------------------- read side
+    def load_weights(self, ids: Sequence[str], name: str = "W_h", stage: str = "final"):
+        """Stacked parameter `name` at `stage` ("init"/"final") of the networks, in `ids` order."""
+        from degeneracy.registry.reader import stack
+
+        return stack(self, ids, "weights", {"stage": stage, "name": name})
+
+    def load_trajectories(self, ids: Sequence[str], probe: str = "id"):
+        """Hidden states on probe set `probe` as one (networks, trials, time, units) array."""
+        from degeneracy.registry.reader import stack
+
+        return stack(self, ids, "trajectories", {"probe": probe})
+
+    def load_outputs(self, ids: Sequence[str], probe: str = "id"):
+        """Readouts on probe set `probe` as one (networks, trials, time, outputs) array."""
+        from degeneracy.registry.reader import stack
+
+        return stack(self, ids, "outputs", {"probe": probe})
+
+    def load_curves(self, ids: Sequence[str]):
+        """Training curves (network_id, seed, step, loss, lr) as a Polars DataFrame."""
+        from degeneracy.registry.reader import curves
+
+        return curves(self, ids)
+
+    def load_records(self, ensemble_id: str) -> tuple[Condition, list[NetworkRecord]]:
+        """Everything stored for one ensemble, back as in-memory records."""
+        from degeneracy.registry.reader import load_records
+
+        return load_records(self, ensemble_id)
+
+    def export_ensemble(self, ensemble_id: str, folder: str | Path) -> Path:
+        """Write one ensemble as an exchange folder that `degeneracy ingest` reads back."""
+        from degeneracy.registry.exchange import write_exchange
+        from degeneracy.registry.reader import ensemble_tables
+
+        condition, summaries, tables = ensemble_tables(self, ensemble_id)
+        write_exchange(Path(folder), condition, summaries, tables)
+        return Path(folder)
+
+    # ---------------------------------------------------------------- summary
+    def info(self) -> dict[str, Any]:
+        """Counts, bytes on disk per kind, schema version and paths."""
+        with self.connect(read_only=True) as con:
+            counts = {
+                t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                for t in ("networks", "ensembles", "sweeps", "labels", "pairwise", "results")
+            }
+            version = ddl.stored_version(con)
+        sizes = {k: sum(p.stat().st_size for p in v) for k, v in self.layout.data_files().items()}
+        sizes["catalog"] = self.layout.catalog.stat().st_size
+        return {
+            "root": str(self.root),
+            "catalog": str(self.layout.catalog),
+            "schema_version": version,
+            "code_version": __version__,
+            "counts": counts,
+            "bytes": sizes,
+            "total_bytes": sum(sizes.values()),
+        }

@@ -1,0 +1,117 @@
+"""DuckDB DDL generated from the Arrow schemas, the pure-SQL views, and schema migrations.
+
+The stored views read the registry's Parquet files by absolute path, so a plain `duckdb` client
+resolves them from any working directory; when a registry is moved, opening it read-write with
+this package rewrites them (`create_views`), and read-only connections shadow them with TEMP views.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import duckdb
+
+from degeneracy.schema.kinds import ARRAY_KINDS
+
+#: Bump when the catalog layout changes, and add a migration from the previous version.
+SCHEMA_VERSION = 1
+
+_DUCK_TYPES = {
+    "string": "VARCHAR",
+    "int64": "BIGINT",
+    "int32": "INTEGER",
+    "double": "DOUBLE",
+    "float": "FLOAT",
+    "bool": "BOOLEAN",
+    "timestamp[us]": "TIMESTAMP",
+}
+
+
+def table_ddl(name: str) -> str:
+    """CREATE TABLE statement for one catalog table, from its Arrow schema."""
+    from degeneracy.schema.tables import TABLES
+
+    schema, key = TABLES[name]
+    cols = [
+        f"{f.name} {_DUCK_TYPES[str(f.type)]}{'' if f.nullable else ' NOT NULL'}" for f in schema
+    ]
+    if key:
+        cols.append(f"PRIMARY KEY ({', '.join(key)})")
+    return f"CREATE TABLE IF NOT EXISTS {name} ({', '.join(cols)})"
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def array_view_sql(kind: str, data_dir: str, temp: bool = False) -> str:
+    """The view over every Parquet file of one array kind (`data/<kind>/**/*.parquet`)."""
+    glob = f"{data_dir.rstrip('/')}/{kind}/**/*.parquet"
+    return (
+        f"CREATE OR REPLACE {'TEMP ' if temp else ''}VIEW {kind} AS "
+        f"SELECT * FROM read_parquet({_quote(glob)}, hive_partitioning = false)"
+    )
+
+
+def labeled_view_sql(label_names: list[str], temp: bool = False) -> str:
+    """`networks_labeled`: networks with one VARCHAR column per post-hoc label name."""
+    prefix = f"CREATE OR REPLACE {'TEMP ' if temp else ''}VIEW networks_labeled AS "
+    if not label_names:
+        return prefix + "SELECT * FROM networks"
+    cols = ", ".join(
+        f"max(value) FILTER (WHERE name = {_quote(n)}) AS {n}" for n in sorted(label_names)
+    )
+    return (
+        prefix
+        + f"SELECT n.*, {', '.join('l.' + x for x in sorted(label_names))} FROM networks n "
+        + f"LEFT JOIN (SELECT network_id, {cols} FROM labels GROUP BY network_id) l "
+        + "USING (network_id)"
+    )
+
+
+def create_views(con: duckdb.DuckDBPyConnection, data_dir: str, temp: bool = False) -> None:
+    """(Re)create every view; TEMP views shadow stored ones on this connection only."""
+    for kind in ARRAY_KINDS:
+        con.execute(array_view_sql(kind, data_dir, temp))
+    names = [r[0] for r in con.execute("SELECT DISTINCT name FROM labels").fetchall()]
+    con.execute(labeled_view_sql(names, temp))
+
+
+def create_catalog(con: duckdb.DuckDBPyConnection, data_dir: str) -> None:
+    """Create every table and view of the current schema version (inside the caller's txn)."""
+    from degeneracy.schema.tables import TABLES
+
+    for name in TABLES:
+        con.execute(table_ddl(name))
+    con.execute("INSERT INTO schema_version VALUES (?, now()::TIMESTAMP)", [SCHEMA_VERSION])
+    create_views(con, data_dir)
+
+
+#: version v -> function migrating a catalog from v to v + 1 (runs inside one transaction).
+MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {}
+
+
+def stored_version(con: duckdb.DuckDBPyConnection) -> int:
+    row = con.execute("SELECT max(version) FROM schema_version").fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def migrate(con: duckdb.DuckDBPyConnection, data_dir: str, target: int | None = None) -> int:
+    """Bring the catalog from its stored version to `target`, all steps in one transaction."""
+    target = SCHEMA_VERSION if target is None else target
+    version = stored_version(con)
+    if version >= target:
+        return version
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for v in range(version, target):
+            if v not in MIGRATIONS:
+                raise RuntimeError(f"no migration from schema version {v} to {v + 1}")
+            MIGRATIONS[v](con)
+            con.execute("INSERT INTO schema_version VALUES (?, now()::TIMESTAMP)", [v + 1])
+        create_views(con, data_dir)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return target

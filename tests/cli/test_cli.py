@@ -1,0 +1,126 @@
+import csv
+import io
+import json
+import re
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from degeneracy.cli.app import app
+from tests.cli.helpers import assert_user_error, run_cli
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def _commands():
+    import typer.main
+
+    return sorted(typer.main.get_command(app).commands)
+
+
+def test_every_command_has_help_with_an_example_and_is_in_the_readme():
+    readme = README.read_text()
+    for name in _commands():
+        r = run_cli(name, "--help")
+        assert r.returncode == 0, (name, r.stderr)
+        assert "Example" in r.stdout, name
+        assert re.search(rf"degeneracy (\S+ )*{name}\b", readme), f"{name} missing from README"
+
+
+def test_init_creates_and_reopens(tmp_path):
+    r = run_cli("init", tmp_path / "reg")
+    assert r.returncode == 0 and (tmp_path / "reg" / "catalog.duckdb").exists()
+    assert run_cli("init", tmp_path / "reg").returncode == 0
+
+
+def test_init_refuses_a_foreign_folder(tmp_path):
+    (tmp_path / "f").mkdir()
+    (tmp_path / "f" / "x").write_text("keep")
+    assert_user_error(run_cli("init", tmp_path / "f"), "not an empty folder")
+
+
+def test_registry_from_environment_and_default(tmp_path):
+    r = run_cli("init", env={"DEGENERACY_REGISTRY": str(tmp_path / "env_reg")})
+    assert r.returncode == 0 and (tmp_path / "env_reg" / "catalog.duckdb").exists()
+    r = run_cli("init", cwd=tmp_path)
+    assert r.returncode == 0 and (tmp_path / "degeneracy-registry" / "catalog.duckdb").exists()
+
+
+def test_query_formats(filled, tmp_path):
+    sql = "SELECT complexity, count(*) AS n FROM networks GROUP BY ALL ORDER BY ALL"
+    r = run_cli("query", sql, "--format", "csv", registry=filled.root)
+    assert list(csv.reader(io.StringIO(r.stdout))) == [["complexity", "n"], ["1", "3"], ["2", "3"]]
+    r = run_cli("query", sql, "-f", "json", registry=filled.root)
+    assert json.loads(r.stdout) == [{"complexity": 1, "n": 3}, {"complexity": 2, "n": 3}]
+    out = tmp_path / "q.parquet"
+    r = run_cli("query", sql, "-f", "parquet", "--out", out, registry=filled.root)
+    assert r.returncode == 0 and pq.read_table(out).to_pydict() == {
+        "complexity": [1, 2],
+        "n": [3, 3],
+    }
+    r = run_cli("query", sql, registry=filled.root)
+    assert "complexity" in r.stdout and r.returncode == 0
+    assert_user_error(run_cli("query", sql, "-f", "parquet", registry=filled.root), "--out")
+
+
+@pytest.mark.parametrize(
+    "sql, fragment",
+    [
+        ("SELEC 1", "bad SQL"),
+        ("DROP TABLE networks", "only read queries"),
+        ("SELECT nope FROM networks", "query failed"),
+        ("SELECT * FROM read_csv('/etc/passwd')", "query failed"),
+    ],
+)
+def test_bad_sql_is_one_line_exit_2(filled, sql, fragment):
+    from tests.factories import snapshot
+
+    before = snapshot(filled.root)
+    assert_user_error(run_cli("query", sql, registry=filled.root), fragment)
+    assert snapshot(filled.root) == before
+
+
+def test_ls_groups_by_condition(filled):
+    r = run_cli("ls", "-f", "json", registry=filled.root)
+    rows = json.loads(r.stdout)
+    assert [(x["complexity"], x["networks"], x["converged_frac"]) for x in rows] == [
+        (1, 3, pytest.approx(2 / 3, abs=1e-3)),
+        (2, 3, pytest.approx(2 / 3, abs=1e-3)),
+    ]
+    r = run_cli("ls", "--where", "complexity = 2", "-f", "csv", registry=filled.root)
+    assert r.stdout.count("\n") == 2
+
+
+def test_ls_on_missing_registry(tmp_path):
+    assert_user_error(run_cli("ls", registry=tmp_path / "none"), "no registry at")
+
+
+def test_label_then_group_by_it(filled):
+    r = run_cli("label", "batch", "--value", "A", "--where", "seed = 0", registry=filled.root)
+    assert r.returncode == 0 and "labelled 2" in r.stdout
+    r = run_cli(
+        "query",
+        "SELECT batch, count(*) AS n FROM networks_labeled GROUP BY ALL ORDER BY ALL NULLS LAST",
+        "-f",
+        "json",
+        registry=filled.root,
+    )
+    assert json.loads(r.stdout) == [{"batch": "A", "n": 2}, {"batch": None, "n": 4}]
+    assert_user_error(
+        run_cli("label", "batch", "--value", "B", "--where", "nonsense = 1", registry=filled.root),
+        "query failed",
+    )
+
+
+def test_info_json(filled):
+    r = run_cli("info", "-f", "json", registry=filled.root)
+    data = json.loads(r.stdout)
+    assert data["counts"]["networks"] == 6 and data["schema_version"] >= 1
+    assert Path(data["root"]) == filled.root
+
+
+def test_export_unknown_ensemble(filled, tmp_path):
+    assert_user_error(
+        run_cli("export", "e_nope", tmp_path / "x", registry=filled.root), "no ensemble"
+    )

@@ -1,0 +1,273 @@
+import os
+import shutil
+import subprocess
+import sys
+
+import duckdb
+import numpy as np
+import polars as pl
+import pytest
+
+from degeneracy.registry import ids
+from degeneracy.registry.errors import RegistryError
+from degeneracy.registry.store import Registry
+from tests.factories import condition, make_records
+
+
+def _ids(reg, where="TRUE"):
+    return reg.sql(f"SELECT network_id FROM networks WHERE {where} ORDER BY seed")[
+        "network_id"
+    ].to_list()
+
+
+def test_arrays_round_trip_bit_exact(registry):
+    recs = make_records([3, 1, 2], hidden=6)
+    registry.write_ensemble(condition(hidden=6), recs)
+    nids = _ids(registry)
+    by_seed = {r.seed: r for r in recs}
+    seeds = [1, 2, 3]
+    for name in ("W_h", "W_x", "b", "W_out", "b_out"):
+        for stage, attr in (("final", "weights_final"), ("init", "weights_init")):
+            got = registry.load_weights(nids, name=name, stage=stage)
+            want = np.stack([getattr(by_seed[s], attr)[name] for s in seeds])
+            assert got.dtype == np.float32
+            assert np.array_equal(got, want)
+    for probe in ("id", "ood"):
+        assert np.array_equal(
+            registry.load_trajectories(nids, probe),
+            np.stack([by_seed[s].trajectories[probe] for s in seeds]),
+        )
+        assert np.array_equal(
+            registry.load_outputs(nids, probe),
+            np.stack([by_seed[s].outputs[probe] for s in seeds]),
+        )
+    curves = registry.load_curves(nids)
+    for s, nid in zip(seeds, nids):
+        c = curves.filter(pl.col("network_id") == nid)
+        assert np.array_equal(c["loss"].to_numpy(), by_seed[s].curve["loss"])
+        assert np.array_equal(c["step"].to_numpy(), by_seed[s].curve["step"])
+
+
+def test_load_preserves_requested_order_and_reports_missing(filled):
+    nids = _ids(filled)
+    rev = nids[::-1]
+    assert np.array_equal(filled.load_weights(rev), filled.load_weights(nids)[::-1])
+    with pytest.raises(RegistryError, match="no network nope"):
+        filled.load_weights(["nope"])
+
+
+def test_load_records_returns_everything(registry):
+    recs = make_records([0, 1])
+    registry.write_ensemble(condition(), recs)
+    eid = registry.sql("SELECT ensemble_id FROM ensembles")["ensemble_id"][0]
+    cond, back = registry.load_records(eid)
+    assert cond == condition()
+    for a, b in zip(recs, back):
+        assert a.seed == b.seed and a.steps == b.steps and a.converged == b.converged
+        assert a.final_loss == pytest.approx(b.final_loss)
+        for k in a.weights_final:
+            assert np.array_equal(a.weights_final[k], b.weights_final[k])
+        for k in a.trajectories:
+            assert np.array_equal(a.trajectories[k], b.trajectories[k])
+
+
+def test_writing_the_same_networks_twice_is_one_row_each(registry):
+    recs = make_records([0, 1, 2])
+    first = registry.write_ensemble(condition(), recs)
+    second = registry.write_ensemble(condition(), recs)
+    assert len(first.written) == 3 and second.written == [] and len(second.skipped) == 3
+    assert second.ensemble_id is None
+    assert registry.sql("SELECT count(*) AS n FROM networks")["n"][0] == 3
+    assert registry.sql("SELECT count(*) AS n FROM weights WHERE name = 'W_h'")["n"][0] == 6
+    # a partly new ensemble writes only the new seeds
+    third = registry.write_ensemble(condition(), make_records([2, 3, 4]))
+    assert len(third.written) == 2 and len(third.skipped) == 1
+    assert registry.sql("SELECT count(*) AS n FROM networks")["n"][0] == 5
+
+
+def test_network_id_is_a_stable_hash_of_condition_and_seed(tmp_path):
+    a = Registry.create(tmp_path / "a")
+    b = Registry.create(tmp_path / "b")
+    a.write_ensemble(condition(factors={"lr": 1e-3}), make_records([0, 1]))
+    b.write_ensemble(condition(factors={"lr": 1e-3}), make_records([1]))
+    b.write_ensemble(condition(factors={"lr": 2e-3}), make_records([1]))
+    ida = set(_ids(a))
+    idb = _ids(b)
+    assert len(ida & set(idb)) == 1  # same condition + seed, written separately
+    cond = condition(factors={"lr": 1e-3}).to_dict()
+    assert ids.network_id(cond, 1) in ida
+
+
+def test_views_resolve_from_a_plain_duckdb_client_in_another_directory(
+    filled, tmp_path, monkeypatch
+):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    con = duckdb.connect(str(filled.root / "catalog.duckdb"), read_only=True)
+    try:
+        n = con.execute("SELECT count(*) FROM weights WHERE name = 'W_h' AND stage = 'final'")
+        assert n.fetchone()[0] == 6
+        assert con.execute("SELECT count(DISTINCT network_id) FROM trajectories").fetchone()[0] == 6
+        assert con.execute("SELECT count(*) FROM curves").fetchone()[0] == 30
+        # arrays are usable with no project code: reshape values by shape
+        shape, values = con.execute(
+            "SELECT shape, \"values\" FROM weights WHERE name = 'W_h' LIMIT 1"
+        ).fetchone()
+        assert shape == [8, 8] and len(values) == 64
+    finally:
+        con.close()
+
+
+def test_data_reads_with_polars_scan_parquet(filled):
+    lf = pl.scan_parquet(str(filled.root / "data" / "weights" / "**" / "*.parquet"))
+    df = lf.filter((pl.col("name") == "W_h") & (pl.col("stage") == "final")).collect()
+    assert df.height == 6
+    nids = df["network_id"].to_list()
+    arr = df["values"].cast(pl.Array(pl.Float32, 64)).to_numpy().reshape(-1, 8, 8)
+    assert np.array_equal(arr, filled.load_weights(nids))
+
+
+def test_a_moved_registry_still_opens(filled, tmp_path):
+    before = filled.load_weights(_ids(filled))
+    dest = tmp_path / "moved" / "reg2"
+    dest.parent.mkdir()
+    shutil.move(str(filled.root), str(dest))
+    reg = Registry.open(dest)
+    assert np.array_equal(reg.load_weights(_ids(reg)), before)
+    assert reg.sql("SELECT count(*) AS n FROM weights")["n"][0] == 60
+    # and the stored views now point at the new place for plain clients too
+    con = duckdb.connect(str(dest / "catalog.duckdb"), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM outputs").fetchone()[0] == 12
+    finally:
+        con.close()
+
+
+def test_a_copied_registry_opens_in_both_places(filled, tmp_path):
+    dest = tmp_path / "copy"
+    shutil.copytree(filled.root, dest)
+    copy = Registry.open(dest)
+    copy.write_ensemble(condition(complexity=3), make_records([0]))
+    assert copy.sql("SELECT count(*) AS n FROM networks")["n"][0] == 7
+    assert Registry.open(filled.root).sql("SELECT count(*) AS n FROM networks")["n"][0] == 6
+    assert filled.sql("SELECT count(*) AS n FROM weights")["n"][0] == 60
+
+
+def test_open_missing_registry_is_a_clear_error(tmp_path):
+    with pytest.raises(RegistryError, match="no registry at"):
+        Registry.open(tmp_path / "missing")
+
+
+def test_create_refuses_a_non_empty_folder(tmp_path):
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "notes.txt").write_text("mine")
+    with pytest.raises(RegistryError, match="not an empty folder"):
+        Registry.create(tmp_path / "x")
+    assert (tmp_path / "x" / "notes.txt").read_text() == "mine"
+
+
+def test_user_sql_is_confined_to_reads_inside_the_registry(filled, tmp_path):
+    target = filled.root / "data" / "weights" / "empty.parquet"
+    before = target.read_bytes()
+    for bad in (
+        f"COPY (SELECT 1) TO '{target}'",
+        "DROP TABLE networks",
+        "SELECT 1; DROP TABLE networks",
+        "INSERT INTO labels VALUES ('a', 'b', 'c')",
+    ):
+        with pytest.raises(RegistryError):
+            filled.sql(bad)
+    with pytest.raises(RegistryError, match="Permission|disabled"):
+        filled.sql("SELECT * FROM read_csv('/etc/passwd')")
+    with pytest.raises(RegistryError):
+        filled.sql("SET enable_external_access = true")
+    assert target.read_bytes() == before
+    assert filled.sql("SELECT count(*) AS n FROM networks")["n"][0] == 6
+
+
+def test_labels_group_like_any_column(filled):
+    n = filled.add_label("grp", "low", "complexity = 1")
+    assert n == 3
+    filled.add_label("grp", "high", "complexity = 2 AND seed < 2")
+    df = filled.sql(
+        "SELECT grp, count(*) AS n FROM networks_labeled GROUP BY grp ORDER BY grp NULLS LAST"
+    )
+    assert df.rows() == [("high", 2), ("low", 3), (None, 1)]
+    # relabelling replaces, never duplicates
+    filled.add_label("grp", "low2", "complexity = 1")
+    assert filled.sql("SELECT count(*) AS n FROM labels")["n"][0] == 5
+    with pytest.raises(RegistryError, match="already a column"):
+        filled.add_label("seed", "x", "TRUE")
+    with pytest.raises(RegistryError, match="identifier"):
+        filled.add_label("bad name", "x", "TRUE")
+
+
+def test_a_writer_waits_for_a_lock_held_by_another_process(filled):
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True);"
+            " time.sleep(1.5); c.close()",
+            str(filled.root / "catalog.duckdb"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        summary = filled.write_ensemble(condition(complexity=5), make_records([0]))
+        assert summary.written
+    finally:
+        holder.wait(10)
+
+
+def test_a_lock_held_too_long_is_a_clear_error(filled, monkeypatch):
+    from degeneracy.registry import connection
+
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True);"
+            " time.sleep(5)",
+            str(filled.root / "catalog.duckdb"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        monkeypatch.setattr(connection, "LOCK_TIMEOUT_S", 0.2)
+        with pytest.raises(RegistryError, match="cannot open catalog"):
+            connection.open_catalog(filled.layout.catalog, read_only=True, timeout=0.2)
+    finally:
+        holder.kill()
+        holder.wait(10)
+
+
+def test_a_failed_catalog_write_leaves_no_new_data_file(registry, monkeypatch):
+    from degeneracy.registry import writer
+
+    def boom(*a, **k):
+        raise RuntimeError("simulated crash between files and catalog")
+
+    monkeypatch.setattr(writer, "network_rows", boom)
+    with pytest.raises(RuntimeError):
+        registry.write_ensemble(condition(), make_records([0, 1]))
+    files = [p for p in (registry.root / "data").rglob("*.parquet") if p.name != "empty.parquet"]
+    assert files == []
+    assert registry.sql("SELECT count(*) AS n FROM ensembles")["n"][0] == 0
+
+
+def test_info_counts_and_sizes(filled):
+    info = filled.info()
+    assert info["counts"]["networks"] == 6 and info["counts"]["ensembles"] == 2
+    assert info["schema_version"] >= 1
+    assert (
+        info["bytes"]["weights"] > 0
+        and info["total_bytes"]
+        >= sum(v for k, v in info["bytes"].items()) - info["bytes"]["catalog"]
+    )
+    assert os.path.isabs(info["root"])
