@@ -190,7 +190,7 @@ def main() -> None:
     )
 
     # -- ls including start-up
-    cmd = [sys.executable, "-m", "degeneracy.cli.app", "--registry", str(root), "ls"]
+    cmd = [sys.executable, "-m", "degeneracy", "--registry", str(root), "ls"]
     ls = timeit(lambda: subprocess.run(cmd, capture_output=True, check=True), 5)
     noop = timeit(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True), 5)
     print(

@@ -234,14 +234,16 @@ def export(
     typer.echo(f"exported {ensemble_id} to {out}")
 
 
+def _register_commands() -> None:
+    """Commands living in other modules register themselves on `app` when imported."""
+    from degeneracy.cli import training  # noqa: F401
+
+
 def main() -> None:
     """Console-script entry point."""
+    _register_commands()
     try:
         app(prog_name="degeneracy")
     except RegistryError as exc:  # raised outside a command (e.g. in an option callback)
         print(f"degeneracy: error: {exc}", file=sys.stderr)
         sys.exit(2)
-
-
-if __name__ == "__main__":
-    main()

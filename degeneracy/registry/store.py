@@ -190,6 +190,17 @@ class Registry:
 
         return write_ensemble(self, condition, records, sweep_id, source)
 
+    def add_sweep(self, sweep_id: str, name: str, spec: str) -> None:
+        """Record a sweep (idempotent: the id is a hash of its spec text)."""
+        con = open_catalog(self.layout.catalog, read_only=False)
+        try:
+            con.execute(
+                "INSERT OR IGNORE INTO sweeps VALUES (?, ?, ?, now()::TIMESTAMP)",
+                [sweep_id, name, spec],
+            )
+        finally:
+            con.close()
+
     def add_label(self, name: str, value: str | None, where: str) -> int:
         """Attach the post-hoc factor `name = value` to every network matching the SQL `where`.
 

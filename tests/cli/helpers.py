@@ -7,7 +7,7 @@ def run_cli(*args, registry=None, cwd=None, env=None):
     """Run the real console entry point in a subprocess (as a user would)."""
     full_env = {**os.environ, **(env or {})}
     full_env.pop("DEGENERACY_REGISTRY", None) if env is None else None
-    cmd = [sys.executable, "-m", "degeneracy.cli.app"]
+    cmd = [sys.executable, "-m", "degeneracy"]
     if registry is not None:
         cmd += ["--registry", str(registry)]
     return subprocess.run(

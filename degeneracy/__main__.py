@@ -1,0 +1,5 @@
+"""`python -m degeneracy` runs the CLI."""
+
+from degeneracy.cli.app import main
+
+main()

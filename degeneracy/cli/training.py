@@ -1,0 +1,203 @@
+"""`train`, `sweep` and `demo`: the commands that make networks."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from degeneracy.cli.app import _open, _say, app, state, user_errors
+from degeneracy.registry.errors import RegistryError
+
+
+def pick_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RegistryError(f"--device {device}: CUDA is not available on this machine")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise RegistryError(f"--device must be auto, cpu or cuda[:N], got {device!r}")
+    return device
+
+
+def parse_params(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise RegistryError(f"--param expects key=value, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def run_jobs(reg, jobs, device: str, sweep: str | None = None) -> list:
+    """Train every job's missing seeds with a progress bar; return the write summaries."""
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from degeneracy.training.sweep import describe, missing_seeds, run_job
+
+    summaries = []
+    columns = [
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    ]
+    with Progress(*columns, disable=state.quiet, transient=False) as bar:
+        total = bar.add_task("sweep", total=len(jobs), status="")
+        for n, job in enumerate(jobs, 1):
+            label = describe(job.experiment)
+            todo = missing_seeds(reg, job.experiment, job.seeds)
+            if not todo:
+                bar.update(total, advance=1, status=f"{label}: already stored")
+                continue
+            steps = job.experiment.train.max_steps
+            t_id = bar.add_task(f"  {label}", total=steps, status=f"{len(todo)} seeds")
+
+            k = len(todo)
+
+            def progress(step, active, loss, t_id=t_id, k=k):
+                bar.update(
+                    t_id, completed=step, status=f"loss {loss:.2e}, {k - active}/{k} stopped"
+                )
+
+            summary = run_job(reg, job, device, sweep, progress)
+            bar.update(t_id, completed=steps)
+            bar.update(total, advance=1, status=f"{n}/{len(jobs)}")
+            summaries.append(summary)
+    return summaries
+
+
+@app.command()
+@user_errors
+def train(
+    task: Annotated[
+        str, typer.Argument(help="flipflop, delayed_discrimination, sine, path_integration")
+    ],
+    complexity: Annotated[
+        int | None, typer.Option(help="Channels (2 or 3 dims for path integration).")
+    ] = None,
+    hidden: Annotated[int, typer.Option(help="Hidden units.")] = 64,
+    seeds: Annotated[
+        int, typer.Option(help="Networks in the ensemble (seeds start..start+K-1).")
+    ] = 8,
+    seed_start: Annotated[int, typer.Option(help="First seed.")] = 0,
+    regime: Annotated[str, typer.Option(help="standard or mup.")] = "standard",
+    gamma: Annotated[float, typer.Option(help="Feature-learning strength (mup).")] = 1.0,
+    l1: Annotated[float, typer.Option(help="L1 penalty on the recurrent matrix.")] = 0.0,
+    nuclear: Annotated[
+        float, typer.Option(help="Nuclear-norm penalty on the recurrent matrix.")
+    ] = 0.0,
+    max_steps: Annotated[int, typer.Option(help="Step budget.")] = 5000,
+    threshold: Annotated[
+        float | None, typer.Option(help="Stop below this MSE [default: preset].")
+    ] = None,
+    preset: Annotated[str, typer.Option(help="Default thresholds: cpu or paper.")] = "cpu",
+    lr: Annotated[
+        float | None,
+        typer.Option(help="Adam learning rate η0 (×γ under mup) [default: 1e-3, or the task's]."),
+    ] = None,
+    batch: Annotated[int, typer.Option(help="Trials per step.")] = 64,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", "-p", help="Task knob key=value (repeatable).")
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+) -> None:
+    """Train one ensemble (K seeds of one condition, as one stacked model) and register it.
+
+    Example: `degeneracy train flipflop --complexity 2 --hidden 64 --seeds 8 --max-steps 3000`
+    """
+    from degeneracy.training.sweep import Job, build_experiment
+
+    trainer = {"max_steps": max_steps, "batch": batch}
+    if lr is not None:
+        trainer["lr"] = lr
+    if threshold is not None:
+        trainer["threshold"] = threshold
+    exp = build_experiment(
+        task,
+        complexity,
+        hidden,
+        regime,
+        gamma,
+        0.1,
+        l1,
+        nuclear,
+        preset,
+        parse_params(param or []),
+        trainer,
+    )
+    dev = pick_device(device)
+    reg = _open(create=True)
+    t0 = time.perf_counter()
+    summaries = run_jobs(reg, [Job(exp, list(range(seed_start, seed_start + seeds)))], dev)
+    if not summaries:
+        typer.echo(f"all {seeds} networks already stored; nothing trained")
+        return
+    ids = summaries[0].written
+    with reg.read_query(
+        "SELECT count(*), sum(converged::INT), median(final_loss), median(ood_loss), "
+        "median(steps) FROM networks WHERE network_id IN (SELECT unnest(?::VARCHAR[]))",
+        [ids],
+    ) as rel:
+        n, conv, fl, ol, st = rel.fetchall()[0]
+    typer.echo(
+        f"trained {n} networks in {time.perf_counter() - t0:.0f} s on {dev}: {conv}/{n} converged "
+        f"(threshold {exp.train.threshold:g}), median final loss {fl:.2e}, OOD {ol:.2e}, "
+        f"median steps {st:.0f}; ensemble {summaries[0].ensemble_id}"
+    )
+
+
+@app.command()
+@user_errors
+def sweep(
+    spec: Annotated[Path, typer.Argument(help="TOML grid of conditions (see examples/).")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List the conditions; train nothing.")
+    ] = False,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+) -> None:
+    """Train every condition of a TOML grid; resumable (stored networks are skipped).
+
+    Example: `degeneracy sweep examples/flipflop_complexity.toml --dry-run`
+    """
+    from degeneracy.training.sweep import describe, missing_seeds, parse_spec, sweep_id
+
+    try:
+        text = spec.read_text()
+    except OSError as exc:
+        raise RegistryError(f"{spec}: {exc.strerror}") from exc
+    name, jobs = parse_spec(text, str(spec))
+    if dry_run:
+        reg = None
+        try:
+            from degeneracy.registry.store import Registry
+
+            reg = Registry.open(state.registry)
+        except RegistryError:
+            pass
+        for job in jobs:
+            todo = len(missing_seeds(reg, job.experiment, job.seeds)) if reg else len(job.seeds)
+            typer.echo(f"{describe(job.experiment)}  seeds={len(job.seeds)}  to train={todo}")
+        typer.echo(f"{len(jobs)} condition(s), {sum(len(j.seeds) for j in jobs)} networks")
+        return
+    dev = pick_device(device)
+    reg = _open(create=True)
+    sid = sweep_id(text)
+    reg.add_sweep(sid, name, text)
+    t0 = time.perf_counter()
+    summaries = [s for s in run_jobs(reg, jobs, dev, sid) if s is not None]
+    trained = sum(len(s.written) for s in summaries)
+    _say(f"sweep {name}: trained {trained} network(s) in {time.perf_counter() - t0:.0f} s")
+    typer.echo(f"sweep {name} ({sid}): {len(jobs)} condition(s), {trained} network(s) trained now")

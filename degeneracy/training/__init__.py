@@ -1,0 +1,1 @@
+"""The stacked ensemble RNN, its parameterizations, regularizers, optimiser and sweeps."""

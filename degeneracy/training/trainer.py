@@ -1,0 +1,213 @@
+"""Training one ensemble: K seeds of one condition as one stacked model, each with its own data
+stream, Adam state, learning-rate schedule and early stop (DESIGN.md, "Training")."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from degeneracy.registry.records import Condition, NetworkRecord
+from degeneracy.tasks.base import Batch, Task
+from degeneracy.training.model import ModelSpec, effective, forward, init_params, to_numpy
+from degeneracy.training.optim import StackedAdam, StackedPlateau
+from degeneracy.training.recurrence import Workspace
+from degeneracy.training.regularizers import penalty
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings (all recorded with each network)."""
+
+    lr: float = 1e-3
+    batch: int = 64
+    max_steps: int = 5000
+    threshold: float = 1e-2
+    check_every: int = 10  # steps between checks (curve points, early stop, plateau schedule)
+    stop_checks: int = 3  # consecutive checks under threshold that stop a network
+    plateau_patience: int = 40  # checks
+    plateau_factor: float = 0.5
+    grad_clip: float = 0.0  # per-network gradient-norm clip; 0 = off
+    probe_trials: int = 32
+    probe_seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("lr", "threshold"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        for name in ("batch", "max_steps", "check_every", "stop_checks", "probe_trials"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A full condition: task, model, regularization and training settings."""
+
+    task: Task
+    hidden: int
+    regime: str = "standard"
+    gamma: float = 1.0
+    tau: float = 0.1
+    l1: float = 0.0
+    nuclear: float = 0.0
+    train: TrainConfig = TrainConfig()
+
+    @property
+    def model(self) -> ModelSpec:
+        return ModelSpec(
+            self.task.n_inputs, self.task.n_outputs, self.hidden, self.regime, self.gamma, self.tau
+        )
+
+    def condition(self) -> Condition:
+        factors: dict[str, Any] = {
+            "task_params": self.task.params(),
+            "train": dataclasses.asdict(self.train),
+        }
+        if self.regime == "mup":
+            factors["tau"] = self.tau
+        return Condition(
+            task=self.task.name,
+            hidden_size=self.hidden,
+            complexity=self.task.complexity,
+            regime=self.regime,
+            gamma=self.gamma,
+            l1=self.l1,
+            nuclear=self.nuclear,
+            factors=factors,
+        )
+
+
+def masked_mse(y: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per network (leading axis) mean squared error over unmasked entries."""
+    dims = tuple(range(1, y.dim()))
+    return ((y - target) ** 2 * mask).sum(dims) / mask.sum(dims)
+
+
+def stack_batches(batches: list[Batch], device: str) -> tuple[torch.Tensor, ...]:
+    return tuple(
+        torch.from_numpy(np.stack([getattr(b, f) for b in batches])).to(device)
+        for f in ("inputs", "targets", "mask")
+    )
+
+
+def data_rng(seed: int) -> np.random.Generator:
+    """Network `seed`'s own stream of training batches (independent of its batch-mates)."""
+    return np.random.default_rng([int(seed), 0xDA7A])
+
+
+ProgressFn = Callable[[int, int, float], None]  # (step, networks still training, median loss)
+
+
+def train_ensemble(
+    exp: Experiment,
+    seeds: list[int],
+    device: str = "cpu",
+    progress: ProgressFn | None = None,
+    on_check: Callable[[int, dict[str, torch.Tensor], torch.Tensor], None] | None = None,
+) -> list[NetworkRecord]:
+    """Train `seeds` of `exp` together; return one record per seed (trained or not).
+
+    `on_check(step, params, active)` is called after every check (for inspection in tests).
+    """
+    cfg, spec, task = exp.train, exp.model, exp.task
+    k = len(seeds)
+    params = init_params(spec, seeds, device)
+    init_eff = {n: p.clone() for n, p in effective(spec, params).items()}
+    lr = torch.full((k,), cfg.lr * spec.lr_scale, dtype=torch.float32, device=device)
+    adam = StackedAdam(params, lr)
+    plateau = StackedPlateau(lr, factor=cfg.plateau_factor, patience=cfg.plateau_patience)
+    rngs = [data_rng(s) for s in seeds]
+    active = torch.ones(k, dtype=torch.bool, device=device)
+    under = torch.zeros(k, dtype=torch.int64, device=device)
+    stopped_at = [cfg.max_steps] * k
+    converged = [False] * k
+    curves: list[list[tuple[int, float, float]]] = [[] for _ in range(k)]
+    workspace = Workspace()
+    running = torch.zeros(k, dtype=torch.float64, device=device)
+    n_running = 0
+    for step in range(1, cfg.max_steps + 1):
+        idx = active.nonzero().flatten()
+        if idx.numel() == 0:
+            break
+        x, target, mask = stack_batches(
+            [task.generate(rngs[i], cfg.batch) for i in idx.tolist()], device
+        )
+        sub = {n: p[idx].detach().requires_grad_(True) for n, p in params.items()}
+        _, y = forward(spec, sub, x, workspace)
+        mse = masked_mse(y, target, mask)
+        loss = mse + penalty(effective(spec, sub)["W_h"], exp.l1, exp.nuclear)
+        grads = torch.autograd.grad(loss.sum(), list(sub.values()))
+        grads = dict(zip(sub, grads))
+        if cfg.grad_clip > 0:
+            norm = torch.sqrt(sum((g.flatten(1) ** 2).sum(1) for g in grads.values()))
+            scale = torch.clamp(cfg.grad_clip / (norm + 1e-12), max=1.0)
+            grads = {n: g * scale.reshape((-1,) + (1,) * (g.dim() - 1)) for n, g in grads.items()}
+        adam.step(idx, grads)
+        running[idx] += mse.detach().to(torch.float64)
+        n_running += 1
+        if step % cfg.check_every == 0:
+            mean = running / n_running
+            for i in idx.tolist():
+                curves[i].append((step, float(mean[i]), float(lr[i])))
+            plateau.step(idx, mean[idx])
+            ok = mean[idx] < cfg.threshold
+            under[idx] = torch.where(ok, under[idx] + 1, torch.zeros_like(under[idx]))
+            done = idx[under[idx] >= cfg.stop_checks]
+            for i in done.tolist():
+                stopped_at[i], converged[i] = step, True
+            active[done] = False
+            running.zero_()
+            n_running = 0
+            if progress is not None:
+                progress(step, int(active.sum()), float(mean[idx].median()))
+            if on_check is not None:
+                on_check(step, params, active)
+    return _records(exp, seeds, params, init_eff, curves, stopped_at, converged, device)
+
+
+@torch.no_grad()
+def evaluate(exp: Experiment, params: dict[str, torch.Tensor], device: str, ood: bool):
+    """Rates, outputs and per-network MSE on the fixed probe set (same for every network)."""
+    probe = exp.task.probe(exp.train.probe_trials, exp.train.probe_seed, ood=ood)
+    k = next(iter(params.values())).shape[0]
+    x, target, mask = (
+        torch.from_numpy(getattr(probe, f)).to(device).expand(k, *getattr(probe, f).shape)
+        for f in ("inputs", "targets", "mask")
+    )
+    rates, y = forward(exp.model, params, x)
+    return rates, y, masked_mse(y, target, mask)
+
+
+def _records(exp, seeds, params, init_eff, curves, stopped_at, converged, device):
+    final_eff = effective(exp.model, params)
+    probes = {
+        name: evaluate(exp, params, device, ood) for name, ood in (("id", False), ("ood", True))
+    }
+    records = []
+    for i, seed in enumerate(seeds):
+        curve = np.array(curves[i], dtype=np.float64).reshape(-1, 3)
+        records.append(
+            NetworkRecord(
+                seed=int(seed),
+                weights_final=to_numpy(final_eff, i),
+                weights_init=to_numpy(init_eff, i),
+                trajectories={n: p[0][i].cpu().numpy() for n, p in probes.items()},
+                outputs={n: p[1][i].cpu().numpy() for n, p in probes.items()},
+                curve={
+                    "step": curve[:, 0].astype(np.int64),
+                    "loss": curve[:, 1],
+                    "lr": curve[:, 2],
+                },
+                steps=stopped_at[i],
+                final_loss=float(probes["id"][2][i]),
+                ood_loss=float(probes["ood"][2][i]),
+                converged=converged[i],
+            )
+        )
+    return records

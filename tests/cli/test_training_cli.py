@@ -1,0 +1,123 @@
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from degeneracy.registry.store import Registry
+from tests.cli.helpers import assert_user_error, run_cli
+
+TINY = ["--hidden", "8", "--max-steps", "30", "--batch", "8"]
+
+
+def test_train_registers_everything_and_reruns_are_free(tmp_path):
+    reg_path = tmp_path / "reg"
+    r = run_cli("train", "flipflop", "--complexity", "2", "--seeds", "3", *TINY, registry=reg_path)
+    assert r.returncode == 0, r.stderr
+    assert "trained 3 networks" in r.stdout
+    reg = Registry.open(reg_path)
+    df = reg.sql("SELECT * FROM networks ORDER BY seed")
+    assert df["seed"].to_list() == [0, 1, 2] and set(df["complexity"]) == {2}
+    assert df["converged"].to_list() == [False] * 3 and df["steps"].to_list() == [30] * 3
+    factors = json.loads(df["factors"][0])
+    assert factors["task_params"]["channels"] == 2 and factors["train"]["max_steps"] == 30
+    ids = df["network_id"].to_list()
+    assert reg.load_weights(ids, "W_h", "init").shape == (3, 8, 8)
+    assert reg.load_trajectories(ids, "id").shape == (3, 32, 100, 8)
+    assert reg.load_trajectories(ids, "ood").shape == (3, 32, 200, 8)
+    assert reg.load_outputs(ids, "ood").shape == (3, 32, 200, 2)
+    assert reg.load_curves(ids).height == 9
+    r = run_cli("train", "flipflop", "--complexity", "2", "--seeds", "3", *TINY, registry=reg_path)
+    assert r.returncode == 0 and "already stored" in r.stdout
+    assert reg.sql("SELECT count(*) AS n FROM networks")["n"][0] == 3
+
+
+def test_train_bad_input_is_one_line(tmp_path):
+    assert_user_error(run_cli("train", "nope", registry=tmp_path / "r"), "unknown task")
+    assert_user_error(run_cli("train", "sine", "-p", "dt", registry=tmp_path / "r"), "key=value")
+    assert_user_error(run_cli("train", "sine", "--regime", "x", registry=tmp_path / "r"), "regime")
+    assert not (tmp_path / "r").exists()
+
+
+SPEC = """
+name = "tiny"
+task = "flipflop"
+seeds = 2
+hidden = 8
+complexity = [1, 2, 3]
+[train]
+max_steps = 30
+batch = 8
+"""
+
+
+def test_sweep_dry_run_lists_the_grid(tmp_path):
+    spec = tmp_path / "s.toml"
+    spec.write_text(SPEC)
+    r = run_cli("sweep", spec, "--dry-run", registry=tmp_path / "reg")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("flipflop complexity=") == 3 and "3 condition(s), 6 networks" in r.stdout
+    assert not (tmp_path / "reg").exists()
+
+
+def test_sweep_skips_what_is_stored(tmp_path):
+    spec = tmp_path / "s.toml"
+    spec.write_text(SPEC)
+    reg_path = tmp_path / "reg"
+    r = run_cli("train", "flipflop", "--complexity", "2", "--seeds", "2", *TINY, registry=reg_path)
+    assert r.returncode == 0, r.stderr
+    r = run_cli("sweep", spec, "--dry-run", registry=reg_path)
+    assert "to train=0" in r.stdout
+    r = run_cli("-q", "sweep", spec, registry=reg_path)
+    assert r.returncode == 0, r.stderr
+    assert "4 network(s) trained now" in r.stdout
+    r = run_cli("sweep", spec, registry=reg_path)
+    assert "0 network(s) trained now" in r.stdout
+    reg = Registry.open(reg_path)
+    assert reg.sql("SELECT count(*) AS n FROM networks")["n"][0] == 6
+    assert reg.sql("SELECT count(*) AS n FROM sweeps")["n"][0] == 1
+
+
+def test_an_interrupted_sweep_finishes_on_rerun_without_duplicates(tmp_path):
+    spec = tmp_path / "s.toml"
+    spec.write_text(SPEC.replace("max_steps = 30", "max_steps = 400"))
+    reg_path = tmp_path / "reg"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "degeneracy", "--registry", str(reg_path), "-q", "sweep", str(spec)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 120
+    stored = 0
+    while time.time() < deadline and stored == 0 and proc.poll() is None:
+        time.sleep(0.3)
+        data = list((reg_path / "data" / "weights").glob("task=*/*.parquet"))
+        stored = len(data)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert "Traceback" not in err
+    r = run_cli("sweep", spec, registry=reg_path)
+    assert r.returncode == 0, r.stderr
+    reg = Registry.open(reg_path)
+    rows = reg.sql(
+        "SELECT complexity, count(*) AS n FROM networks GROUP BY ALL ORDER BY ALL"
+    ).rows()
+    assert rows == [(1, 2), (2, 2), (3, 2)]
+    w = reg.load_weights(reg.sql("SELECT network_id FROM networks")["network_id"].to_list())
+    assert np.isfinite(w).all()
+
+
+def test_bad_spec_is_one_line(tmp_path):
+    spec = tmp_path / "s.toml"
+    spec.write_text("task = 'flipflop'\nhidden = 8\nbogus = 1\n")
+    assert_user_error(run_cli("sweep", spec, registry=tmp_path / "r"), "unknown key")
+    spec.write_text("task = 'flipflop'\nhidden = [8\n")
+    assert_user_error(run_cli("sweep", spec, registry=tmp_path / "r"), "not valid TOML")
+    spec.write_text("task = 'flipflop'\nhidden = 8\n[train]\nmax_step = 3\n")
+    assert_user_error(run_cli("sweep", spec, registry=tmp_path / "r"), "unknown train setting")
+    assert_user_error(
+        run_cli("sweep", tmp_path / "missing.toml", registry=tmp_path / "r"), "missing"
+    )
