@@ -49,10 +49,11 @@ def user_errors(fn):
     return wrapper
 
 
-def _open(create: bool = False):
+def _open(registry: Path | None = None, create: bool = False):
+    """The registry named on the command, else the global --registry / $DEGENERACY_REGISTRY."""
     from degeneracy.registry.store import Registry
 
-    return Registry.open(state.registry, create=create)
+    return Registry.open(registry if registry is not None else state.registry, create=create)
 
 
 def _say(text: str) -> None:
@@ -60,6 +61,10 @@ def _say(text: str) -> None:
         typer.echo(text, err=True)
 
 
+RegistryOpt = Annotated[
+    Path | None,
+    typer.Option("--registry", "-r", help="Registry folder (may also come before the command)."),
+]
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="table, csv, json or parquet.")]
 OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="Write to FILE, not stdout.")]
 
@@ -100,6 +105,7 @@ def init(
 @user_errors
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Exchange folders or .pt state_dict files.")],
+    registry: RegistryOpt = None,
 ) -> None:
     """Register networks trained elsewhere: exchange folders or PyTorch state_dict files.
 
@@ -112,7 +118,7 @@ def ingest(
     from degeneracy.registry.ingest import collect
 
     batches = collect(paths)  # read and validate everything before touching the registry
-    reg = _open(create=True)
+    reg = _open(registry, create=True)
     written = skipped = 0
     for condition, records, source in batches:
         summary = reg.write_ensemble(condition, records, source=source)
@@ -129,6 +135,7 @@ def query(
     sql: Annotated[str, typer.Argument(help="One read-only SQL statement.")],
     format: FormatOpt = Format.table,
     out: OutOpt = None,
+    registry: RegistryOpt = None,
 ) -> None:
     """Run a read-only SQL query over the registry's tables and views.
 
@@ -137,7 +144,7 @@ def query(
 
     Example: `degeneracy query "SELECT task, avg(final_loss) FROM networks GROUP BY ALL" -f csv`
     """
-    reg = _open()
+    reg = _open(registry)
     with reg.read_query(sql) as rel:
         if format is Format.parquet:
             if out is None:
@@ -168,12 +175,13 @@ def ls_(
     where: Annotated[str | None, typer.Option(help="SQL filter on networks.")] = None,
     format: FormatOpt = Format.table,
     out: OutOpt = None,
+    registry: RegistryOpt = None,
 ) -> None:
     """Networks grouped by task and condition, with counts and the converged fraction.
 
     Example: `degeneracy ls --where "task = 'flipflop' AND hidden_size >= 64"`
     """
-    reg = _open()
+    reg = _open(registry)
     with reg.read_query(LS_SQL.format(where=f"WHERE {where}" if where else "")) as rel:
         columns, rows = rel.columns, rel.fetchall()
     if not rows and format is Format.table:
@@ -188,6 +196,7 @@ def label(
     name: Annotated[str, typer.Argument(help="Label (post-hoc factor) name, an identifier.")],
     value: Annotated[str, typer.Option("--value", help="Value to give the matching networks.")],
     where: Annotated[str, typer.Option("--where", help="SQL condition on networks.")],
+    registry: RegistryOpt = None,
 ) -> None:
     """Attach a post-hoc factor to the networks matching a SQL condition.
 
@@ -196,7 +205,7 @@ def label(
 
     Example: `degeneracy label wide --value yes --where "hidden_size >= 128"`
     """
-    n = _open().add_label(name, value, where)
+    n = _open(registry).add_label(name, value, where)
     typer.echo(f"labelled {n} network(s) {name} = {value}")
 
 
@@ -204,12 +213,13 @@ def label(
 @user_errors
 def info(
     format: Annotated[Format, typer.Option("--format", "-f", help="table or json.")] = Format.table,
+    registry: RegistryOpt = None,
 ) -> None:
     """Counts, bytes on disk, schema version and paths of the registry.
 
     Example: `degeneracy --registry runs/ info -f json`
     """
-    data = _open().info()
+    data = _open(registry).info()
     if format is Format.json:
         typer.echo(json.dumps(data, indent=1))
         return
@@ -225,18 +235,19 @@ def info(
 def export(
     ensemble_id: Annotated[str, typer.Argument(help="Ensemble to export (see `ensembles`).")],
     folder: Annotated[Path, typer.Argument(help="Exchange folder to write.")],
+    registry: RegistryOpt = None,
 ) -> None:
     """Write one ensemble as an exchange folder another registry can `ingest`.
 
     Example: `degeneracy export e3f1c2... shared/flipflop_h64`
     """
-    out = _open().export_ensemble(ensemble_id, folder)
+    out = _open(registry).export_ensemble(ensemble_id, folder)
     typer.echo(f"exported {ensemble_id} to {out}")
 
 
 def _register_commands() -> None:
     """Commands living in other modules register themselves on `app` when imported."""
-    from degeneracy.cli import training  # noqa: F401
+    from degeneracy.cli import demo, training  # noqa: F401
 
 
 def main() -> None:

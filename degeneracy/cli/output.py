@@ -28,7 +28,7 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         if math.isnan(value):
             return "nan"
-        return f"{value:.6g}"
+        return f"{value:.4g}"
     return str(value)
 
 
@@ -82,7 +82,10 @@ def emit(
         for r in rows:
             table.add_row(*[_cell(v) for v in r])
         if out is None:
-            Console().print(table)
+            console = Console()
+            if not console.is_terminal:  # piped: do not squeeze columns to 80 characters
+                console = Console(width=250)
+            console.print(table)
             return
         console = Console(file=io.StringIO(), width=200)
         console.print(table)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from degeneracy.cli.app import _open, _say, app, state, user_errors
+from degeneracy.cli.app import RegistryOpt, _open, _say, app, state, user_errors
 from degeneracy.registry.errors import RegistryError
 
 
@@ -113,6 +113,7 @@ def train(
         list[str] | None, typer.Option("--param", "-p", help="Task knob key=value (repeatable).")
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    registry: RegistryOpt = None,
 ) -> None:
     """Train one ensemble (K seeds of one condition, as one stacked model) and register it.
 
@@ -139,7 +140,7 @@ def train(
         trainer,
     )
     dev = pick_device(device)
-    reg = _open(create=True)
+    reg = _open(registry, create=True)
     t0 = time.perf_counter()
     summaries = run_jobs(reg, [Job(exp, list(range(seed_start, seed_start + seeds)))], dev)
     if not summaries:
@@ -167,6 +168,7 @@ def sweep(
         bool, typer.Option("--dry-run", help="List the conditions; train nothing.")
     ] = False,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    registry: RegistryOpt = None,
 ) -> None:
     """Train every condition of a TOML grid; resumable (stored networks are skipped).
 
@@ -184,7 +186,7 @@ def sweep(
         try:
             from degeneracy.registry.store import Registry
 
-            reg = Registry.open(state.registry)
+            reg = Registry.open(registry if registry is not None else state.registry)
         except RegistryError:
             pass
         for job in jobs:
@@ -193,7 +195,7 @@ def sweep(
         typer.echo(f"{len(jobs)} condition(s), {sum(len(j.seeds) for j in jobs)} networks")
         return
     dev = pick_device(device)
-    reg = _open(create=True)
+    reg = _open(registry, create=True)
     sid = sweep_id(text)
     reg.add_sweep(sid, name, text)
     t0 = time.perf_counter()

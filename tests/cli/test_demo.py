@@ -1,0 +1,22 @@
+import re
+
+from degeneracy.registry.store import Registry
+from tests.cli.helpers import run_cli
+
+
+def test_quick_demo_runs_end_to_end_and_reruns_for_free(tmp_path):
+    reg_path = tmp_path / "reg"
+    r = run_cli("demo", "--quick", "--registry", reg_path)
+    assert r.returncode == 0, r.stderr
+    assert "threshold 0.05" in r.stdout and "behavior_degeneracy" in r.stdout
+    reg = Registry.open(reg_path)
+    rows = reg.sql(
+        "SELECT complexity, count(*) AS n FROM networks GROUP BY ALL ORDER BY ALL"
+    ).rows()
+    assert rows == [(1, 4), (2, 4), (3, 4)]
+    before = reg.sql("SELECT network_id, created_at FROM networks ORDER BY network_id")
+    r = run_cli("demo", "--quick", "--registry", reg_path)
+    assert r.returncode == 0, r.stderr
+    after = reg.sql("SELECT network_id, created_at FROM networks ORDER BY network_id")
+    assert before.equals(after)  # nothing retrained
+    assert re.search(r"\((\d+) s\)", r.stdout)
