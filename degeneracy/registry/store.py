@@ -38,6 +38,7 @@ class Registry:
         self.layout = Layout(Path(root).resolve())
         self._temp_views = False
         self._file_cache: dict[tuple[str, str], str] = {}  # (kind, network_id) -> data file
+        self._shared = None  # the open query connection while its SQL functions run
 
     @property
     def root(self) -> Path:
@@ -138,6 +139,10 @@ class Registry:
         `confined` (read-only only) forbids file access outside data/ and any settings change:
         the mode for SQL typed by a user.
         """
+        if self._shared is not None and read_only:
+            # inside a query's SQL functions: read through the query's own connection
+            yield self._shared.cursor()
+            return
         con = open_catalog(self.layout.catalog, read_only=read_only)
         try:
             if self._temp_views or confined:
@@ -150,18 +155,27 @@ class Registry:
 
     @contextmanager
     def read_query(self, query: str, params: Sequence[Any] | None = None) -> Iterator[Any]:
-        """A DuckDB relation for one read-only query, on a confined connection.
+        """A DuckDB relation for one read-only query, on a confined connection with the
+        metric SQL functions (`mean_pairwise`, `dsa_distance`, ...) registered.
 
         Any DuckDB error inside the block (bad SQL, a failing cast) becomes a RegistryError.
+        Distances the query computed are written to the pairwise cache after it closes.
         """
+        from degeneracy.analysis.udfs import register
+
         with self.connect(read_only=True, confined=True) as con:
             check_read_query(con, query)
+            cache = register(con, self)
+            self._shared = con
             try:
                 yield con.sql(query, params=params)
             except duckdb.Error as exc:
                 text = str(exc).strip()
                 first = text.splitlines()[0] if text else type(exc).__name__
                 raise RegistryError(f"query failed: {first}") from exc
+            finally:
+                self._shared = None
+        cache.flush()  # pairs computed by the query's SQL functions, now that it is closed
 
     def sql(self, query: str, params: Sequence[Any] | None = None):
         """Run one read-only query (confined to the registry) and return a Polars DataFrame."""

@@ -1,0 +1,182 @@
+"""`analyze`: degeneracy of every group at three levels (+ feature learning), stored in `results`.
+
+Groups are rows of `SELECT <group_by>, list(network_id) ... GROUP BY ALL` over
+`networks_labeled` (so labels group like any column), converged networks only by default.
+Each group gets, per metric, a value and a jackknife standard error over networks:
+behavior = std of OOD loss; pairwise metrics = mean pairwise distance (via the cache);
+fl = mean relative recurrent weight change ‖W_T − W_0‖/‖W_0‖ and mean NTK kernel alignment.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from degeneracy.analysis.metrics import METRICS, resolve
+from degeneracy.analysis.pairwise_cache import PairwiseCache
+from degeneracy.analysis.summary import behavior, mean_pairwise
+from degeneracy.registry.errors import RegistryError
+from degeneracy.registry.ids import params_hash
+
+DEFAULT_GROUP_BY = ["task", "complexity", "hidden_size", "regime", "gamma", "l1", "nuclear"]
+LEVEL_METRICS = ("behavior", "fl", *METRICS)
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def groups(registry, group_by: list[str], where: str | None, converged_only: bool = True):
+    for col in group_by:
+        if not _IDENT.match(col):
+            raise RegistryError(f"--group-by takes column names, got {col!r}")
+    conds = (["converged"] if converged_only else []) + ([f"({where})"] if where else [])
+    cols = ", ".join(group_by)
+    sql = (
+        f"SELECT {cols}, list(network_id ORDER BY network_id) AS ids, "
+        f"list(ood_loss ORDER BY network_id) AS ood FROM networks_labeled "
+        f"{'WHERE ' + ' AND '.join(conds) if conds else ''} GROUP BY ALL ORDER BY ALL"
+    )
+    with registry.read_query(sql) as rel:
+        rows = rel.fetchall()
+    return [(dict(zip(group_by, r[:-2])), r[-2], r[-1]) for r in rows]
+
+
+def _feature_learning(registry, ids: list[str], with_kernel: bool) -> dict[str, tuple]:
+    from degeneracy.analysis.feature_learning import kernel_alignment, ntk, weight_change
+
+    w_t = registry.load_weights(ids, "W_h", "final")
+    w_0 = registry.load_weights(ids, "W_h", "init")
+    rel = np.array([weight_change(a, b)[1] for a, b in zip(w_t, w_0)])
+    out = {"weight_change": _mean_se(rel)}
+    if with_kernel:
+        kas = [
+            ka
+            for ka in (_kernel_alignment(registry, i, ntk, kernel_alignment) for i in ids)
+            if ka is not None
+        ]
+        out["kernel_alignment"] = _mean_se(np.array(kas)) if kas else (None, None)
+    return out
+
+
+def _kernel_alignment(registry, nid, ntk, kernel_alignment, trials: int = 4, steps: int = 50):
+    """KA between the NTKs at init and at the end, on the first `steps` steps of `trials` probe
+    trials; None for networks whose task settings are unknown (e.g. ingested state_dicts)."""
+    from degeneracy.tasks import TaskError, make_task
+    from degeneracy.training.model import PARAM_NAMES, ModelSpec
+
+    with registry.read_query(
+        "SELECT task, hidden_size, regime, gamma, factors FROM networks WHERE network_id = ?", [nid]
+    ) as rel:
+        task_name, hidden, regime, gamma, factors = rel.fetchall()[0]
+    factors = json.loads(factors)
+    if "task_params" not in factors:
+        return None
+    try:
+        task = make_task(task_name, **factors["task_params"])
+    except TaskError:
+        return None
+    spec = ModelSpec(task.n_inputs, task.n_outputs, hidden, regime, gamma, factors.get("tau", 0.1))
+    try:
+        final = {n: registry.load_weights([nid], n, "final")[0] for n in PARAM_NAMES}
+        init = {n: registry.load_weights([nid], n, "init")[0] for n in PARAM_NAMES}
+    except RegistryError:
+        return None
+    x = task.probe(trials, factors.get("train", {}).get("probe_seed", 0)).inputs[:, :steps]
+    return kernel_alignment(ntk(spec, final, x), ntk(spec, init, x))
+
+
+def _mean_se(x: np.ndarray) -> tuple[float | None, float | None]:
+    x = np.asarray(x, dtype=np.float64)
+    if len(x) == 0:
+        return None, None
+    se = float(x.std(ddof=1) / math.sqrt(len(x))) if len(x) > 1 else None
+    return float(x.mean()), se
+
+
+def analyze(
+    registry,
+    metrics: list[str],
+    group_by: list[str] | None = None,
+    where: str | None = None,
+    params: dict[str, str] | None = None,
+    converged_only: bool = True,
+    kernel: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """Compute, store in `results` and return (metric columns, one row per group)."""
+    unknown = [m for m in metrics if m not in LEVEL_METRICS]
+    if unknown:
+        raise RegistryError(
+            f"unknown metric(s) {', '.join(unknown)} (known: {', '.join(LEVEL_METRICS)})"
+        )
+    params = params or {}
+    group_by = group_by or DEFAULT_GROUP_BY
+    resolved = {m: resolve(m, params.get(m)) for m in metrics if m in METRICS}
+    cache = PairwiseCache(registry)
+    rows, results, columns = [], [], []
+    for key, ids, ood in groups(registry, group_by, where, converged_only):
+        row: dict[str, Any] = {**key, "n": len(ids)}
+        values: dict[str, tuple] = {}
+        for m in metrics:
+            if progress:
+                progress(f"{m} over {len(ids)} networks of {json.dumps(key, default=str)}")
+            if m == "behavior":
+                std, mean, se = behavior(np.array([x for x in ood if x is not None]))
+                values["behavior"] = (std, se)
+                values["behavior_mean"] = (mean, None)
+            elif m == "fl":
+                values.update(_feature_learning(registry, ids, kernel))
+            elif len(ids) < 2:
+                values[m] = (None, None)
+            else:
+                values[m] = mean_pairwise(cache.matrix(m, ids, params.get(m)))
+        for name, (value, se) in values.items():
+            value = (
+                None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+            )
+            se = None if se is None or (isinstance(se, float) and math.isnan(se)) else se
+            row[name] = value
+            row[f"{name}_se"] = se
+            if name not in columns:
+                columns.append(name)
+            ptext = (
+                resolved[name][2]
+                if name in resolved
+                else json.dumps(
+                    {"kernel_trials": 4, "kernel_steps": 50} if name == "kernel_alignment" else {}
+                )
+            )
+            results.append(
+                (
+                    name,
+                    ptext,
+                    params_hash({"metric": name, **json.loads(ptext)}),
+                    json.dumps(key, sort_keys=True, default=str),
+                    len(ids),
+                    value,
+                    se,
+                )
+            )
+        rows.append(row)
+    cache.flush()
+    _store_results(registry, results)
+    return columns, rows
+
+
+def _store_results(registry, results: list[tuple]) -> None:
+    if not results:
+        return
+    from degeneracy.registry.connection import open_catalog
+
+    con = open_catalog(registry.layout.catalog, read_only=False)
+    try:
+        con.execute("BEGIN TRANSACTION")
+        con.executemany(
+            "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP)", results
+        )
+        con.execute("COMMIT")
+    finally:
+        con.close()

@@ -1,0 +1,317 @@
+"""Dynamical Similarity Analysis (Ostrow et al., NeurIPS 2023), with a batched, convergent
+alignment.
+
+Per network (fitted once, cacheable):
+  1. Hankel delay embedding of the probe trajectories, per trial:
+     row t = [x_t, x_{t-1}, ..., x_{t-n_delays+1}]  (eq. 1 of Ostrow et al.).
+  2. Reduced coordinates z = H V_r from the rank-`rank` SVD of the centred Hankel matrix
+     (HAVOK), each sign fixed so that its largest coordinate is positive.
+  3. A linear operator A with z_{t+1} ≈ A z_t, fitted by ridge regression within trials:
+     Aᵀ = (Z₀ᵀZ₀ + λI)⁻¹ Z₀ᵀZ₁   (DMD; λ = `ridge` × mean squared singular value).
+Per pair (the "Procrustes over vector fields" distance, eq. 4):
+     d(A, B) = min over orthogonal C of  arccos ⟨Â, C B̂ Cᵀ⟩,   Â = A/‖A‖_F, B̂ = B/‖B‖_F,
+reflections included (both determinant branches are searched). `score="euclidean"` reports
+‖A − C B Cᵀ‖_F at the same C instead.
+
+The maximisation of g(C) = ⟨Â, C B̂ Cᵀ⟩ runs for all problems at once as a trust-region Newton
+method on the orthogonal group (DESIGN.md, "DSA alignment"): at C, with A' = CᵀÂC,
+X = A'B̂ᵀ, Y = B̂ᵀA', Z = X + Y, the gradient over skew W is G = skew(X − Y) and the Hessian
+applied to W is ½·skew(−(ZW + WZ) + 2(A'WB̂ᵀ + B̂ᵀWA')); steps are truncated CG inside the trust
+region and C ← C (I − W/2)⁻¹(I + W/2). A problem stops when an accepted step gains less than
+`tol`·(1 − g), never on a fixed iteration count (the Hessian's condition number at the optimum is
+1e4–2e6, so gradient norms are a poor test); `max_iter` only bounds runaway problems, and the
+iterations used are returned. Composition rounds seed pair (i, j) from C_ik C_kj through every
+other network k, which finds the global optimum far more often than one start.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class DSAParams:
+    n_delays: int = 10
+    rank: int = 10
+    ridge: float = 1e-3
+    score: str = "angular"  # or "euclidean"
+    tol: float = 1e-8
+    max_iter: int = 80
+    rounds: int = 3  # composition rounds for groups of 3 or more networks
+    starts: int = 8  # per pair: I, diag(-1, 1, ...), then seeded random orthogonal matrices
+
+    def __post_init__(self) -> None:
+        if self.n_delays < 1 or self.rank < 1:
+            raise ValueError("n_delays and rank must be >= 1")
+        if self.ridge < 0:
+            raise ValueError("ridge must be >= 0")
+        if self.score not in ("angular", "euclidean"):
+            raise ValueError(f"score must be 'angular' or 'euclidean', got {self.score!r}")
+
+
+def hankel(traj: np.ndarray, n_delays: int) -> np.ndarray:
+    """(trials, T, units) -> (trials, T - n_delays + 1, units · n_delays) delay embedding."""
+    trials, t_len, units = traj.shape
+    if t_len < n_delays + 1:
+        raise ValueError(f"trajectories of {t_len} steps are too short for {n_delays} delays")
+    rows = t_len - n_delays + 1
+    cols = [traj[:, n_delays - 1 - d : n_delays - 1 - d + rows] for d in range(n_delays)]
+    return np.concatenate(cols, axis=2)
+
+
+def fit_operator(traj: np.ndarray, params: DSAParams) -> np.ndarray:
+    """The rank-r linear operator (r, r) of one network's delay-embedded dynamics."""
+    h = hankel(np.asarray(traj, dtype=np.float64), params.n_delays)
+    trials, rows, dim = h.shape
+    flat = h.reshape(-1, dim)
+    flat = flat - flat.mean(axis=0)
+    _, s, vt = np.linalg.svd(flat, full_matrices=False)
+    r = min(params.rank, vt.shape[0])
+    z = flat @ vt[:r].T
+    # singular vectors have arbitrary signs; fix each so its largest coordinate is positive.
+    # An orthogonal change of the network's hidden basis then gives exactly the same z.
+    z = z * np.sign(z[np.abs(z).argmax(axis=0), np.arange(r)])
+    z = z.reshape(trials, rows, r)
+    z0 = z[:, :-1].reshape(-1, r)
+    z1 = z[:, 1:].reshape(-1, r)
+    lam = params.ridge * float(np.mean(s[:r] ** 2)) if r else 0.0
+    a_t = np.linalg.solve(z0.T @ z0 + lam * np.eye(r), z0.T @ z1)
+    op = a_t.T
+    if r < params.rank:  # fewer dimensions than asked: pad so all operators share a shape
+        op = np.pad(op, ((0, params.rank - r), (0, params.rank - r)))
+    return op
+
+
+def _skew(m: torch.Tensor) -> torch.Tensor:
+    return 0.5 * (m - m.transpose(-1, -2))
+
+
+def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (a * b).sum((-1, -2))
+
+
+def _cayley(w: torch.Tensor) -> torch.Tensor:
+    eye = torch.eye(w.shape[-1], dtype=w.dtype, device=w.device).expand_as(w)
+    return torch.linalg.solve(eye - 0.5 * w, eye + 0.5 * w)
+
+
+def objective(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """g = ⟨A, C B Cᵀ⟩ for each problem of the batch."""
+    return _dot(a, c @ b @ c.transpose(-1, -2))
+
+
+def _grad_hess(a, b, c):
+    ap = c.transpose(-1, -2) @ a @ c
+    x = ap @ b.transpose(-1, -2)
+    y = b.transpose(-1, -2) @ ap
+    z = x + y
+    grad = _skew(x - y)
+
+    def hvp(w):
+        return 0.5 * _skew(
+            -(z @ w + w @ z) + 2 * (ap @ w @ b.transpose(-1, -2) + b.transpose(-1, -2) @ w @ ap)
+        )
+
+    return grad, hvp
+
+
+def _steihaug(grad, hvp, radius, max_cg):
+    """Approximately maximise ⟨G,W⟩ + ½⟨W,H W⟩ over ‖W‖ ≤ radius, per problem (truncated CG)."""
+    p = grad.shape[0]
+    z = torch.zeros_like(grad)
+    r = grad.clone()
+    d = r.clone()
+    rr = _dot(r, r)
+    active = rr > 0
+    boundary = torch.zeros(p, dtype=torch.bool, device=grad.device)
+    tol = 1e-10 * rr.sqrt().clamp(min=1e-300)
+    for _ in range(max_cg):
+        if not bool(active.any()):
+            break
+        hd = -hvp(d)  # minimising -m: its Hessian is -H
+        kappa = _dot(d, hd)
+        alpha = rr / kappa.where(kappa.abs() > 0, torch.ones_like(kappa))
+        z_try = z + alpha[:, None, None] * d
+        out = (kappa <= 0) | (_dot(z_try, z_try).sqrt() >= radius)
+        # boundary step: τ ≥ 0 with ‖z + τ d‖ = radius
+        zd, dd, zz = _dot(z, d), _dot(d, d), _dot(z, z)
+        tau = (-zd + (zd**2 + dd * (radius**2 - zz)).clamp(min=0).sqrt()) / dd.clamp(min=1e-300)
+        z_edge = z + tau[:, None, None] * d
+        stop_here = active & out
+        z = torch.where(stop_here[:, None, None], z_edge, z)
+        boundary |= stop_here
+        go = active & ~out
+        z = torch.where(go[:, None, None], z_try, z)
+        r_new = r - alpha[:, None, None] * hd
+        rr_new = _dot(r_new, r_new)
+        beta = rr_new / rr.clamp(min=1e-300)
+        d = torch.where(go[:, None, None], r_new + beta[:, None, None] * d, d)
+        r = torch.where(go[:, None, None], r_new, r)
+        rr = torch.where(go, rr_new, rr)
+        active = go & (rr_new.sqrt() > tol)
+    return z, boundary
+
+
+def maximize(a, b, c0, tol=1e-8, max_iter=80, max_cg=None):
+    """Trust-region Newton from c0 for every problem: (C, g, iterations)."""
+    p, r, _ = a.shape
+    max_cg = max_cg or max(2, r * (r - 1) // 2)
+    c = c0.clone()
+    g = objective(a, b, c)
+    radius = torch.full((p,), 0.5, dtype=a.dtype, device=a.device)
+    iters = torch.zeros(p, dtype=torch.int64, device=a.device)
+    active = torch.ones(p, dtype=torch.bool, device=a.device)
+    for _ in range(max_iter):
+        idx = active.nonzero().flatten()
+        if idx.numel() == 0:
+            break
+        aa, bb, cc, gg, rad = a[idx], b[idx], c[idx], g[idx], radius[idx]
+        grad, hvp = _grad_hess(aa, bb, cc)
+        w, boundary = _steihaug(grad, hvp, rad, max_cg)
+        predicted = _dot(grad, w) + 0.5 * _dot(w, hvp(w))
+        c_new = cc @ _cayley(w)
+        g_new = objective(aa, bb, c_new)
+        actual = g_new - gg
+        rho = actual / predicted.where(predicted.abs() > 1e-300, torch.ones_like(predicted))
+        accept = (rho > 0.1) & (actual > 0)
+        rad = torch.where(rho < 0.25, rad * 0.25, rad)
+        rad = torch.where((rho > 0.75) & boundary, (rad * 2).clamp(max=4.0), rad)
+        c[idx] = torch.where(accept[:, None, None], c_new, cc)
+        g[idx] = torch.where(accept, g_new, gg)
+        radius[idx] = rad
+        iters[idx] += 1
+        small = (
+            (accept & (actual < tol * (1 - g_new).clamp(min=1e-15)))
+            | (~accept & (predicted.abs() < tol * (1 - gg).clamp(min=1e-15)))
+            | (rad < 1e-12)
+            | (1 - g[idx] < 1e-13)
+        )
+        active[idx[small]] = False
+    return c, g, iters
+
+
+def _starts(r: int, n: int, dtype, device) -> torch.Tensor:
+    """I, diag(-1, 1, ..., 1), then random orthogonal matrices alternating determinant sign."""
+    eye = torch.eye(r, dtype=dtype, device=device)
+    flip = eye.clone()
+    flip[0, 0] = -1.0
+    out = [eye, flip]
+    gen = torch.Generator().manual_seed(0)
+    while len(out) < max(n, 2):
+        q, rr = torch.linalg.qr(torch.randn(r, r, dtype=dtype, generator=gen))
+        q = q * torch.sign(torch.diagonal(rr))
+        if (torch.linalg.det(q) > 0) != (len(out) % 2 == 0):
+            q[:, 0] = -q[:, 0]
+        out.append(q.to(device))
+    return torch.stack(out)
+
+
+def normalize(ops: np.ndarray) -> torch.Tensor:
+    t = torch.as_tensor(np.asarray(ops), dtype=torch.float64)
+    return t / torch.linalg.matrix_norm(t).clamp(min=1e-300)[..., None, None]
+
+
+@dataclass
+class Alignment:
+    """Per pair: the best similarity g, the rotation C, and Newton iterations used."""
+
+    g: np.ndarray
+    c: np.ndarray
+    iterations: np.ndarray
+
+
+def align_pairs(a_ops: np.ndarray, b_ops: np.ndarray, params: DSAParams = DSAParams()) -> Alignment:
+    """Best C for each (A_p, B_p), from `params.starts` starts covering both determinants."""
+    a, b = normalize(a_ops), normalize(b_ops)
+    p, r, _ = a.shape
+    starts = _starts(r, params.starts, a.dtype, a.device)
+    s = starts.shape[0]
+    aa = a.repeat(s, 1, 1)
+    bb = b.repeat(s, 1, 1)
+    c0 = starts.repeat_interleave(p, 0)
+    c, g, it = maximize(aa, bb, c0, params.tol, params.max_iter)
+    best = g.view(s, p).argmax(0)
+    pick = best * p + torch.arange(p)
+    its = it.view(s, p).sum(0)
+    return Alignment(g[pick].numpy(), c[pick].numpy(), its.numpy())
+
+
+def score(a_ops: np.ndarray, b_ops: np.ndarray, al: Alignment, kind: str) -> np.ndarray:
+    if kind == "angular":
+        return np.arccos(np.clip(al.g, -1.0, 1.0))
+    a = torch.as_tensor(np.asarray(a_ops), dtype=torch.float64)
+    b = torch.as_tensor(np.asarray(b_ops), dtype=torch.float64)
+    c = torch.as_tensor(al.c)
+    diff = a - c @ b @ c.transpose(-1, -2)
+    return torch.linalg.matrix_norm(diff).numpy()
+
+
+def all_pairs(ops: np.ndarray, params: DSAParams = DSAParams()):
+    """Distances for every pair i < j of a group of operators (n, r, r).
+
+    Returns (pairs (m, 2), distances (m,), iterations (m,), g (m,)). With three or more networks,
+    `params.rounds` composition rounds reseed each pair from C_ik C_kj and keep improvements.
+    """
+    n = ops.shape[0]
+    ii, jj = np.triu_indices(n, 1)
+    pairs = np.stack([ii, jj], 1)
+    if len(pairs) == 0:
+        return pairs, np.zeros(0), np.zeros(0, np.int64), np.zeros(0)
+    al = align_pairs(ops[ii], ops[jj], params)
+    g = torch.as_tensor(al.g)
+    c = torch.as_tensor(al.c)
+    iters = torch.as_tensor(al.iterations)
+    if n >= 3 and params.rounds > 0:
+        a = normalize(ops)
+        for _ in range(params.rounds):
+            improved = _compose_round(a, ii, jj, c, g, iters, params)
+            if not improved:
+                break
+    dist = score(ops[ii], ops[jj], Alignment(g.numpy(), c.numpy(), iters.numpy()), params.score)
+    return pairs, dist, iters.numpy(), g.numpy()
+
+
+def _compose_round(a, ii, jj, c, g, iters, params, top=3) -> bool:
+    """Seed every pair from its best three compositions C_ik C_kj; keep what improves."""
+    n = a.shape[0]
+    r = a.shape[-1]
+    full = torch.zeros(n, n, r, r, dtype=a.dtype)
+    full[ii, jj] = c
+    full[jj, ii] = c.transpose(-1, -2)
+    idx = torch.arange(n)
+    cand_c, cand_pair = [], []
+    for p, (i, j) in enumerate(zip(ii.tolist(), jj.tolist())):
+        ks = idx[(idx != i) & (idx != j)]
+        comp = full[i, ks] @ full[ks, j]  # (n-2, r, r)
+        gk = objective(a[i].expand_as(comp), a[j].expand_as(comp), comp)
+        best = torch.topk(gk, min(top, len(ks))).indices
+        cand_c.append(comp[best])
+        cand_pair += [p] * len(best)
+    cc = torch.cat(cand_c)
+    pp = torch.as_tensor(cand_pair)
+    c_new, g_new, it = maximize(a[ii][pp], a[jj][pp], cc, params.tol, params.max_iter)
+    iters.index_add_(0, pp, it)
+    improved = False
+    for p in range(len(ii)):
+        sel = (pp == p).nonzero().flatten()
+        k = sel[g_new[sel].argmax()]
+        if g_new[k] > g[p] + 1e-12:
+            g[p] = g_new[k]
+            c[p] = c_new[k]
+            improved = True
+    return improved
+
+
+def eigen_wasserstein(a_op: np.ndarray, b_op: np.ndarray) -> float:
+    """Fast approximation: the 1-Wasserstein distance between the two eigenvalue sets (complex
+    plane, equal weights), by optimal matching. Invariant to any similarity transform."""
+    from scipy.optimize import linear_sum_assignment
+
+    la = np.linalg.eigvals(a_op / max(np.linalg.norm(a_op), 1e-300))
+    lb = np.linalg.eigvals(b_op / max(np.linalg.norm(b_op), 1e-300))
+    cost = np.abs(la[:, None] - lb[None, :])
+    row, col = linear_sum_assignment(cost)
+    return float(cost[row, col].mean())

@@ -1,0 +1,57 @@
+"""Feature learning from stored weights: weight change and empirical-NTK kernel alignment.
+
+- ‖W_T − W_0‖_F of the recurrent matrix (and relative to ‖W_0‖_F).
+- Kernel alignment KA = Tr(K_T K_0) / (‖K_T‖_F ‖K_0‖_F) of the empirical neural tangent kernel
+  K = J Jᵀ, J = ∂(outputs on a fixed probe batch)/∂(trained parameters), at init and at the end.
+  KA = 1 means the kernel did not move (lazy regime); lower means features were learned.
+Under µP the trained parameters are J̃ = √N·W_h and W̃_out = γN·W_out, so the kernel is computed
+with respect to those, as training saw them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from degeneracy.training.model import ModelSpec, forward_autograd
+
+
+def weight_change(w_final: np.ndarray, w_init: np.ndarray) -> tuple[float, float]:
+    """(‖W_T − W_0‖_F, ‖W_T − W_0‖_F / ‖W_0‖_F)."""
+    diff = float(np.linalg.norm(np.asarray(w_final, np.float64) - np.asarray(w_init, np.float64)))
+    base = float(np.linalg.norm(w_init))
+    return diff, diff / base if base > 0 else float("nan")
+
+
+def raw_params(spec: ModelSpec, effective: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    """The trained parameters (leading K = 1 axis) from the stored effective weights."""
+    out = {
+        n: torch.as_tensor(np.asarray(v), dtype=torch.float64)[None] for n, v in effective.items()
+    }
+    if spec.regime == "mup":
+        out["W_h"] = out["W_h"] * math.sqrt(spec.hidden)
+        out["W_out"] = out["W_out"] * (spec.gamma * spec.hidden)
+    return out
+
+
+def ntk(spec: ModelSpec, effective: dict[str, np.ndarray], inputs: np.ndarray) -> np.ndarray:
+    """Empirical NTK (m, m) over all outputs of the probe batch `inputs` (B, T, I)."""
+    from torch.func import jacrev
+
+    params = raw_params(spec, {n: effective[n] for n in ("W_h", "W_x", "b", "W_out", "b_out")})
+    x = torch.as_tensor(inputs, dtype=torch.float64)[None]
+
+    def f(p):
+        return forward_autograd(spec, p, x)[1].reshape(-1)
+
+    jac = jacrev(f)(params)
+    j = torch.cat([jac[n].reshape(jac[n].shape[0], -1) for n in params], dim=1)
+    return (j @ j.T).numpy()
+
+
+def kernel_alignment(k1: np.ndarray, k2: np.ndarray) -> float:
+    num = float(np.sum(k1 * k2))
+    den = float(np.linalg.norm(k1) * np.linalg.norm(k2))
+    return num / den if den > 0 else float("nan")

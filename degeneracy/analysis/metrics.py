@@ -1,0 +1,143 @@
+"""The pairwise metrics the registry knows: what each loads, fits per network, and compares.
+
+A metric is two stages (as in netrep): `prepare` turns one network's stored arrays into what the
+comparison needs (DSA: its fitted operator), once per network; `pairs` compares prepared items
+for a list of index pairs, batched. Parameters are validated up front and hashed into the
+pairwise cache key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from degeneracy.analysis import dsa, pif, representation
+from degeneracy.registry.errors import RegistryError
+from degeneracy.registry.ids import params_hash
+
+
+@dataclass(frozen=True)
+class PairResult:
+    distance: np.ndarray
+    iterations: np.ndarray | None = None
+    loss: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    source: str  # "weights" or "trajectories"
+    params_type: type
+    prepare: Callable[[np.ndarray, Any], Any]
+    pairs: Callable[[list, np.ndarray, Any], PairResult]
+    doc: str
+
+
+def _dsa_pairs(items, pairs, p):
+    ops = np.stack(items)
+    if len(pairs) == 0:
+        return PairResult(np.zeros(0))
+    # align the group's pairs together so composition rounds can use every network
+    sub = sorted(set(pairs.ravel().tolist()))
+    all_p, dist, its, g = dsa.all_pairs(ops[sub], p)
+    lookup = {(sub[a], sub[b]): k for k, (a, b) in enumerate(all_p)}
+    k = np.array([lookup[(min(a, b), max(a, b))] for a, b in pairs])
+    return PairResult(dist[k], its[k], 1 - g[k])
+
+
+def _each(fn):
+    def run(items, pairs, p):
+        return PairResult(np.array([fn(items[a], items[b]) for a, b in pairs], dtype=np.float64))
+
+    return run
+
+
+def _pif_pairs(items, pairs, p):
+    out = [pif.pif_distance(items[a], items[b], p) for a, b in pairs]
+    return PairResult(np.array([o[0] for o in out]), np.array([o[2] for o in out]))
+
+
+@dataclass(frozen=True)
+class TrajParams:
+    probe: str = "id"
+
+
+@dataclass(frozen=True)
+class DSAMetricParams(dsa.DSAParams):
+    probe: str = "id"
+
+
+METRICS: dict[str, Metric] = {
+    "dsa": Metric(
+        "dsa",
+        "trajectories",
+        DSAMetricParams,
+        lambda traj, p: dsa.fit_operator(traj, p),
+        _dsa_pairs,
+        "Dynamical Similarity Analysis: angular Procrustes distance between fitted operators",
+    ),
+    "dsa_wasserstein": Metric(
+        "dsa_wasserstein",
+        "trajectories",
+        DSAMetricParams,
+        lambda traj, p: dsa.fit_operator(traj, p),
+        _each(dsa.eigen_wasserstein),
+        "fast DSA approximation: Wasserstein distance between operator eigenvalues",
+    ),
+    "pif": Metric(
+        "pif",
+        "weights",
+        pif.PIFParams,
+        lambda w, p: w,
+        _pif_pairs,
+        "permutation-invariant RMS distance between final recurrent matrices",
+    ),
+    "cka": Metric(
+        "cka",
+        "trajectories",
+        TrajParams,
+        lambda t, p: t,
+        _each(representation.cka_distance),
+        "1 - linear CKA between probe trajectories",
+    ),
+    "procrustes": Metric(
+        "procrustes",
+        "trajectories",
+        TrajParams,
+        lambda t, p: t,
+        _each(representation.procrustes_distance),
+        "angular Procrustes shape distance between probe trajectories",
+    ),
+}
+
+
+def resolve(metric: str, params: str | dict | None = None) -> tuple[Metric, Any, str, str]:
+    """(metric, params object, canonical params JSON, cache hash); bad input is RegistryError."""
+    if metric not in METRICS:
+        raise RegistryError(f"unknown metric {metric!r} (known: {', '.join(METRICS)})")
+    m = METRICS[metric]
+    if isinstance(params, str):
+        try:
+            params = json.loads(params) if params.strip() else {}
+        except json.JSONDecodeError as exc:
+            raise RegistryError(f"{metric}: parameters are not valid JSON ({exc.msg})") from exc
+    params = dict(params or {})
+    fields = {f.name for f in dataclasses.fields(m.params_type)}
+    unknown = sorted(set(params) - fields)
+    if unknown:
+        raise RegistryError(
+            f"{metric}: unknown parameter(s) {', '.join(unknown)} "
+            f"(known: {', '.join(sorted(fields))})"
+        )
+    try:
+        obj = m.params_type(**params)
+    except (TypeError, ValueError) as exc:
+        raise RegistryError(f"{metric}: {exc}") from exc
+    full = dataclasses.asdict(obj)
+    text = json.dumps(full, sort_keys=True)
+    return m, obj, text, params_hash({"metric": metric, **full})

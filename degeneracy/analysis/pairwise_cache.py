@@ -1,0 +1,104 @@
+"""All-pairs driver with the `pairwise` cache: every distance is computed once per parameter set.
+
+`PairwiseCache.matrix(metric, ids, params)` reads the stored pairs (a < b) among `ids`,
+computes only the missing ones (loading and preparing only the networks involved, batched), and
+keeps the new rows pending; `flush()` writes them in one transaction. Queries run on read-only
+connections, so the registry writes the pending rows after the query's connection is closed.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from degeneracy.analysis.metrics import resolve
+
+
+class PairwiseCache:
+    def __init__(self, registry, con=None):
+        self.registry = registry
+        self.con = con  # a connection (cursor) to read the cache through, else open one
+        self.pending: dict[tuple[str, str, str, str], tuple] = {}
+        self.computed = 0  # pairs computed by this object (tests count them)
+        self._prepared: dict[tuple[str, str, str], Any] = {}
+
+    def _stored(self, metric: str, key: str, ids: list[str]) -> dict[tuple[str, str], float]:
+        sql = (
+            "SELECT a, b, distance FROM pairwise WHERE metric = ? AND params_hash = ? "
+            "AND a IN (SELECT unnest(?::VARCHAR[])) AND b IN (SELECT unnest(?::VARCHAR[]))"
+        )
+        args = [metric, key, ids, ids]
+        if self.con is not None:
+            rows = self.con.cursor().execute(sql, args).fetchall()
+        else:
+            with self.registry.connect(read_only=True) as con:
+                rows = con.execute(sql, args).fetchall()
+        out = {(a, b): d for a, b, d in rows}
+        for (m, k, a, b), row in self.pending.items():
+            if m == metric and k == key:
+                out[(a, b)] = row[0]
+        return out
+
+    def _load(self, metric, obj, key: str, ids: list[str]) -> list:
+        todo = [i for i in ids if (metric.name, key, i) not in self._prepared]
+        if todo:
+            if metric.source == "weights":
+                arrays = self.registry.load_weights(todo, "W_h", "final")
+            else:
+                arrays = self.registry.load_trajectories(todo, obj.probe)
+            for i, arr in zip(todo, arrays):
+                self._prepared[(metric.name, key, i)] = metric.prepare(arr, obj)
+        return [self._prepared[(metric.name, key, i)] for i in ids]
+
+    def matrix(self, metric_name: str, ids: list[str], params=None) -> np.ndarray:
+        """Square (n, n) distance matrix over `ids` (order kept; duplicates allowed)."""
+        metric, obj, text, key = resolve(metric_name, params)
+        uniq = sorted(set(ids))
+        stored = self._stored(metric.name, key, uniq)
+        missing = [
+            (a, b) for i, a in enumerate(uniq) for b in uniq[i + 1 :] if (a, b) not in stored
+        ]
+        if missing:
+            involved = sorted({x for pair in missing for x in pair})
+            pos = {n: k for k, n in enumerate(involved)}
+            items = self._load(metric, obj, key, involved)
+            idx = np.array([(pos[a], pos[b]) for a, b in missing], dtype=np.int64)
+            res = metric.pairs(items, idx, obj)
+            extra = json.dumps({"params": json.loads(text)})
+            for k, (a, b) in enumerate(missing):
+                d = float(res.distance[k])
+                it = None if res.iterations is None else int(res.iterations[k])
+                loss = None if res.loss is None else float(res.loss[k])
+                self.pending[(metric.name, key, a, b)] = (d, it, loss, extra)
+                stored[(a, b)] = d
+            self.computed += len(missing)
+        n = len(ids)
+        out = np.zeros((n, n))
+        for i in range(n):
+            for j in range(i + 1, n):
+                a, b = sorted((ids[i], ids[j]))
+                out[i, j] = out[j, i] = 0.0 if a == b else stored[(a, b)]
+        return out
+
+    def flush(self) -> int:
+        """Write pending pairs to the catalog (one transaction); returns how many."""
+        if not self.pending:
+            return 0
+        from degeneracy.registry.connection import open_catalog
+
+        rows = [(m, k, a, b, *v) for (m, k, a, b), v in self.pending.items()]
+        con = open_catalog(self.registry.layout.catalog, read_only=False)
+        try:
+            con.execute("BEGIN TRANSACTION")
+            con.executemany(
+                "INSERT OR IGNORE INTO pairwise VALUES (?, ?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP)",
+                rows,
+            )
+            con.execute("COMMIT")
+        finally:
+            con.close()
+        n = len(rows)
+        self.pending.clear()
+        return n

@@ -1,0 +1,89 @@
+"""SQL functions registered on every connection the registry opens for queries.
+
+    dsa_distance(a, b [, params_json])        pif_distance(a, b [, params_json])
+    cka_distance(a, b [, params_json])        procrustes_distance(a, b [, params_json])
+    mean_pairwise(metric, ids [, params_json])   -- ids = list(network_id) of a group
+
+They go through the pairwise cache: a pair is computed once per parameter set, ever. DuckDB
+refuses same-name overloads of Python functions, so one Python function per shape is registered
+and TEMP macros give the optional last argument. Nothing heavy is imported until a function runs.
+"""
+
+from __future__ import annotations
+
+import math
+
+import duckdb
+from duckdb import sqltypes
+
+PAIR_FUNCTIONS = {
+    "dsa_distance": "dsa",
+    "pif_distance": "pif",
+    "cka_distance": "cka",
+    "procrustes_distance": "procrustes",
+}
+
+
+def register(con: duckdb.DuckDBPyConnection, registry) -> LazyCache:
+    cache = LazyCache(registry, con)
+
+    def pair(metric, a, b, params):
+        if a is None or b is None:
+            return None
+        return float(cache.get().matrix(metric, [a, b], params)[0, 1])
+
+    def group_mean(metric, ids, params):
+        from degeneracy.analysis.summary import mean_pairwise
+
+        ids = [i for i in (ids or []) if i is not None]
+        if len(ids) < 2:
+            return None
+        value, _ = mean_pairwise(cache.get().matrix(metric, ids, params))
+        return None if math.isnan(value) else value
+
+    v = sqltypes.VARCHAR
+    con.create_function(
+        "_degeneracy_pair",
+        pair,
+        [v, v, v, v],
+        sqltypes.DOUBLE,
+        null_handling="special",
+        side_effects=True,
+    )
+    con.create_function(
+        "_degeneracy_mean_pairwise",
+        group_mean,
+        [v, duckdb.list_type(v), v],
+        sqltypes.DOUBLE,
+        null_handling="special",
+        side_effects=True,
+    )
+    for fn, metric in PAIR_FUNCTIONS.items():
+        con.execute(
+            f"CREATE OR REPLACE TEMP MACRO {fn}(a, b) AS "
+            f"_degeneracy_pair('{metric}', a, b, '{{}}'), "
+            f"(a, b, params) AS _degeneracy_pair('{metric}', a, b, params)"
+        )
+    con.execute(
+        "CREATE OR REPLACE TEMP MACRO mean_pairwise(metric, ids) AS "
+        "_degeneracy_mean_pairwise(metric, ids, '{}'), "
+        "(metric, ids, params) AS _degeneracy_mean_pairwise(metric, ids, params)"
+    )
+    return cache
+
+
+class LazyCache:
+    """Builds the PairwiseCache (numpy, scipy, torch) only when a function is first called."""
+
+    def __init__(self, registry, con):
+        self.registry, self.con, self._cache = registry, con, None
+
+    def get(self):
+        if self._cache is None:
+            from degeneracy.analysis.pairwise_cache import PairwiseCache
+
+            self._cache = PairwiseCache(self.registry, self.con)
+        return self._cache
+
+    def flush(self) -> int:
+        return self._cache.flush() if self._cache is not None else 0

@@ -1,0 +1,144 @@
+"""`analyze` and `distances`: degeneracy tables and pairwise matrices from stored networks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from degeneracy.cli.app import FormatOpt, RegistryOpt, _open, _say, app, user_errors
+from degeneracy.cli.output import Format, emit
+from degeneracy.registry.errors import RegistryError
+
+
+def _params(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        metric, sep, text = item.partition("=")
+        if not sep:
+            raise RegistryError(f"--params expects METRIC=JSON, got {item!r}")
+        out[metric.strip()] = text
+    return out
+
+
+@app.command()
+@user_errors
+def analyze(
+    metrics: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated: behavior, dsa, pif, fl, cka, procrustes, dsa_wasserstein."
+        ),
+    ] = "behavior,dsa,pif",
+    group_by: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated columns (labels too) [default: the condition columns]."),
+    ] = None,
+    where: Annotated[str | None, typer.Option(help="SQL filter on networks_labeled.")] = None,
+    params: Annotated[
+        list[str] | None,
+        typer.Option("--params", help="METRIC=JSON, e.g. dsa='{\"rank\": 20}' (repeatable)."),
+    ] = None,
+    all_networks: Annotated[
+        bool, typer.Option("--all", help="Include unconverged networks.")
+    ] = False,
+    format: FormatOpt = Format.table,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write to FILE.")] = None,
+    registry: RegistryOpt = None,
+) -> None:
+    """Degeneracy per group at the behavior, dynamics and weight levels (± jackknife SE).
+
+    Results are stored in the `results` table; pairwise distances in the `pairwise` cache, so
+    regrouping or adding networks computes only new pairs.
+
+    Example: `degeneracy analyze --metrics behavior,dsa,pif --group-by task,complexity`
+    """
+    from degeneracy.analysis.analyze import analyze as run
+
+    reg = _open(registry)
+    cols = [c.strip() for c in group_by.split(",")] if group_by else None
+    names = [m.strip() for m in metrics.split(",") if m.strip()]
+    columns, rows = run(
+        reg, names, cols, where, _params(params or []), not all_networks, progress=_say
+    )
+    if not rows:
+        _say("no (converged) networks match")
+        return
+    keys = [k for k in rows[0] if k not in columns and not k.endswith("_se")]
+    if format is Format.table:
+        header = keys + columns
+        body = [
+            tuple(r[k] for k in keys) + tuple(_pm(r[c], r[f"{c}_se"]) for c in columns)
+            for r in rows
+        ]
+        emit(header, body, format, out)
+    else:
+        header = keys + [x for c in columns for x in (c, f"{c}_se")]
+        emit(header, [tuple(r[h] for h in header) for r in rows], format, out)
+
+
+def _pm(value, se) -> str:
+    if value is None:
+        return "n/a (n < 2)"
+    return f"{value:.4g}" + (f" ± {se:.2g}" if se is not None else "")
+
+
+@app.command()
+@user_errors
+def distances(
+    metric: Annotated[str, typer.Option(help="dsa, pif, cka, procrustes or dsa_wasserstein.")],
+    where: Annotated[str, typer.Option(help="SQL filter selecting networks.")] = "converged",
+    params: Annotated[str, typer.Option(help="Metric parameters as JSON.")] = "{}",
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="FILE.parquet or FILE.csv: pairs (a, b, distance); MDS beside it."
+        ),
+    ] = None,
+    registry: RegistryOpt = None,
+) -> None:
+    """The pairwise distance matrix of the selected networks, and its classical MDS coordinates.
+
+    Writes FILE with one row per pair and FILE's stem + `_mds` with (network_id, x, y).
+
+    Example: `degeneracy distances --metric dsa --where "task = 'flipflop'" --out d.parquet`
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    from degeneracy.analysis.pairwise_cache import PairwiseCache
+    from degeneracy.analysis.summary import classical_mds
+
+    reg = _open(registry)
+    with reg.read_query(f"SELECT network_id FROM networks_labeled WHERE {where} ORDER BY 1") as rel:
+        ids = [r[0] for r in rel.fetchall()]
+    if len(ids) < 2:
+        raise RegistryError(f"need at least 2 networks, the filter selects {len(ids)}")
+    cache = PairwiseCache(reg)
+    d = cache.matrix(metric, ids, json.loads(params) if params.strip() else {})
+    cache.flush()
+    coords = classical_mds(d, 2)
+    iu = np.triu_indices(len(ids), 1)
+    pairs = pa.table(
+        {"a": [ids[i] for i in iu[0]], "b": [ids[j] for j in iu[1]], "distance": d[iu]}
+    )
+    mds = pa.table({"network_id": ids, "x": coords[:, 0], "y": coords[:, 1]})
+    if out is None:
+        emit(
+            ["a", "b", "distance"],
+            list(zip(*[pairs.column(c).to_pylist() for c in pairs.column_names])),
+        )
+        return
+    mds_path = out.with_name(out.stem + "_mds" + out.suffix)
+    for table, path in ((pairs, out), (mds, mds_path)):
+        if out.suffix == ".csv":
+            import pyarrow.csv as pcsv
+
+            pcsv.write_csv(table, path)
+        else:
+            import pyarrow.parquet as pq
+
+            pq.write_table(table, path)
+    typer.echo(f"{len(ids)} networks, {pairs.num_rows} pairs -> {out}; MDS -> {mds_path}")

@@ -1,0 +1,109 @@
+import numpy as np
+import pytest
+import torch
+
+from degeneracy.analysis import dsa
+
+
+def tanh_net_trajectories(seed, trials=8, steps=80, units=12, gain=1.3):
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal((units, units)) * gain / np.sqrt(units)
+    h = rng.standard_normal((trials, units))
+    out = np.zeros((trials, steps, units))
+    for t in range(steps):
+        h = np.tanh(h @ w.T)
+        out[:, t] = h
+    return out
+
+
+P = dsa.DSAParams(n_delays=4, rank=6)
+
+
+def test_hankel_matches_a_naive_construction():
+    x = np.random.default_rng(0).standard_normal((2, 7, 3))
+    h = dsa.hankel(x, 3)
+    for tr in range(2):
+        for row in range(5):
+            t = row + 2
+            want = np.concatenate([x[tr, t], x[tr, t - 1], x[tr, t - 2]])
+            assert np.array_equal(h[tr, row], want)
+
+
+def test_gradient_and_hessian_match_finite_differences():
+    rng = np.random.default_rng(1)
+    a = dsa.normalize(rng.standard_normal((1, 5, 5)))
+    b = dsa.normalize(rng.standard_normal((1, 5, 5)))
+    c = torch.linalg.qr(torch.randn(1, 5, 5, dtype=torch.float64))[0]
+    grad, hvp = dsa._grad_hess(a, b, c)
+    w = dsa._skew(torch.randn(1, 5, 5, dtype=torch.float64))
+
+    def f(t):
+        return dsa.objective(a, b, c @ torch.linalg.matrix_exp(t * w)).item()
+
+    eps = 1e-4
+    assert (f(eps) - f(-eps)) / (2 * eps) == pytest.approx(dsa._dot(grad, w).item(), rel=1e-6)
+    second = (f(eps) - 2 * f(0) + f(-eps)) / eps**2
+    assert second == pytest.approx(dsa._dot(w, hvp(w)).item(), rel=1e-4)
+
+
+def test_a_network_against_itself_is_zero():
+    x = tanh_net_trajectories(0)
+    op = dsa.fit_operator(x, P)
+    _, d, _, _ = dsa.all_pairs(np.stack([op, op]), P)
+    assert d[0] < 1e-6
+
+
+@pytest.mark.parametrize("reflect", [False, True])
+def test_rotated_or_reflected_copies_score_zero(reflect):
+    x = tanh_net_trajectories(1)
+    q = np.linalg.qr(np.random.default_rng(2).standard_normal((12, 12)))[0]
+    if reflect:
+        q[:, 0] *= -1
+    ops = np.stack([dsa.fit_operator(x, P), dsa.fit_operator(x @ q.T, P)])
+    _, d, _, _ = dsa.all_pairs(ops, P)
+    assert d[0] < 1e-4
+
+
+def test_a_randomly_conjugated_operator_scores_zero_and_a_different_system_does_not():
+    rng = np.random.default_rng(3)
+    a = dsa.fit_operator(tanh_net_trajectories(4), P)
+    q = np.linalg.qr(rng.standard_normal((6, 6)))[0]
+    q[:, 0] *= -1
+    other = dsa.fit_operator(tanh_net_trajectories(5, gain=0.7), P)
+    _, d, _, _ = dsa.all_pairs(np.stack([a, q @ a @ q.T, other]), P)
+    assert d[0] < 1e-4
+    assert d[1] > 0.1 and d[2] > 0.1
+
+
+def test_symmetric_and_batched_equals_single_pair():
+    ops = np.stack([dsa.fit_operator(tanh_net_trajectories(s), P) for s in range(4)])
+    p0 = dsa.DSAParams(n_delays=4, rank=6, rounds=0)
+    _, batched, _, _ = dsa.all_pairs(ops, p0)
+    single = [dsa.all_pairs(ops[[i, j]], p0)[1][0] for i, j in zip(*np.triu_indices(4, 1))]
+    np.testing.assert_allclose(batched, single, atol=1e-9)
+    back = [dsa.all_pairs(ops[[j, i]], p0)[1][0] for i, j in zip(*np.triu_indices(4, 1))]
+    np.testing.assert_allclose(single, back, atol=1e-6)
+
+
+def test_alignment_is_at_least_as_good_as_a_multistart_search():
+    ops = np.stack([dsa.fit_operator(tanh_net_trajectories(s), P) for s in range(5)])
+    _, d, iters, g = dsa.all_pairs(ops, P)
+    ii, jj = np.triu_indices(5, 1)
+    starts = 24
+    a = dsa.normalize(np.repeat(ops[ii], starts, 0))
+    b = dsa.normalize(np.repeat(ops[jj], starts, 0))
+    gen = torch.Generator().manual_seed(0)
+    c0 = torch.linalg.qr(torch.randn(len(a), 6, 6, dtype=torch.float64, generator=gen))[0]
+    _, g_multi, _ = dsa.maximize(a, b, c0)
+    best = np.arccos(np.clip(g_multi.view(len(ii), starts).max(1).values.numpy(), -1, 1))
+    assert np.all(d <= best + 1e-3), (d, best)
+    assert iters.min() > 0
+
+
+def test_euclidean_score_and_eigenvalue_approximation():
+    a = dsa.fit_operator(tanh_net_trajectories(6), P)
+    q = np.linalg.qr(np.random.default_rng(7).standard_normal((6, 6)))[0]
+    assert dsa.eigen_wasserstein(a, q @ a @ q.T) < 1e-8
+    p = dsa.DSAParams(n_delays=4, rank=6, score="euclidean")
+    _, d, _, _ = dsa.all_pairs(np.stack([a, q @ a @ q.T]), p)
+    assert d[0] < 1e-4

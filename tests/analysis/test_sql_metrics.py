@@ -1,0 +1,141 @@
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from degeneracy.analysis import metrics
+from degeneracy.registry.errors import RegistryError
+from tests.cli.helpers import assert_user_error, run_cli
+from tests.factories import condition, make_records
+
+DSA = json.dumps({"n_delays": 2, "rank": 4})
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """Count pairs actually computed, per metric."""
+    counts = {}
+    for name, m in list(metrics.METRICS.items()):
+
+        def wrap(items, pairs, p, _m=m, _name=name):
+            counts[_name] = counts.get(_name, 0) + len(pairs)
+            return _m.pairs(items, pairs, p)
+
+        monkeypatch.setitem(metrics.METRICS, name, dataclasses.replace(m, pairs=wrap))
+    return counts
+
+
+def _registry(registry, n1=4, n2=3):
+    registry.write_ensemble(condition(complexity=1), make_records(range(n1), steps=8, rng_seed=1))
+    registry.write_ensemble(condition(complexity=2), make_records(range(n2), steps=8, rng_seed=2))
+    return registry
+
+
+QUERY = f"""
+SELECT complexity, stddev_pop(ood_loss) AS behavior,
+       mean_pairwise('dsa', list(network_id), '{DSA}') AS dynamics,
+       mean_pairwise('pif', list(network_id)) AS weights
+FROM networks GROUP BY ALL ORDER BY ALL
+"""
+
+
+def test_the_design_query_runs_and_the_second_run_computes_nothing(registry, counted):
+    reg = _registry(registry)
+    first = reg.sql(QUERY)
+    assert counted == {"dsa": 6 + 3, "pif": 6 + 3}
+    assert reg.sql("SELECT count(*) AS n FROM pairwise")["n"][0] == 18
+    second = reg.sql(QUERY)
+    assert counted == {"dsa": 9, "pif": 9}  # zero new pairs
+    assert first.equals(second)
+    assert first["behavior"][0] == pytest.approx(
+        np.std(reg.sql("SELECT ood_loss FROM networks WHERE complexity = 1")["ood_loss"].to_numpy())
+    )
+
+
+def test_mean_pairwise_equals_the_mean_of_pair_functions(registry, counted):
+    reg = _registry(registry)
+    ids = reg.sql("SELECT network_id FROM networks WHERE complexity = 1 ORDER BY 1")["network_id"]
+    pairs = reg.sql(
+        "SELECT avg(pif_distance(a.network_id, b.network_id)) AS m FROM networks a, networks b "
+        "WHERE a.complexity = 1 AND b.complexity = 1 AND a.network_id < b.network_id"
+    )["m"][0]
+    group = reg.sql(
+        "SELECT mean_pairwise('pif', list(network_id)) AS m FROM networks WHERE complexity = 1"
+    )["m"][0]
+    assert pairs == pytest.approx(group)
+    assert counted["pif"] == 6 and len(ids) == 4
+
+
+def test_regrouping_by_a_label_reuses_every_pair_and_new_networks_cost_only_new_pairs(
+    registry, counted
+):
+    reg = _registry(registry)
+    reg.sql("SELECT mean_pairwise('pif', list(network_id)) FROM networks")  # all 7: 21 pairs
+    assert counted["pif"] == 21
+    reg.add_label("half", "a", "seed < 2")
+    reg.add_label("half", "b", "seed >= 2")
+    reg.sql(
+        "SELECT half, mean_pairwise('pif', list(network_id)) FROM networks_labeled GROUP BY half"
+    )
+    assert counted["pif"] == 21
+    reg.write_ensemble(condition(complexity=1), make_records([10, 11], steps=8, rng_seed=3))
+    reg.sql("SELECT mean_pairwise('pif', list(network_id)) FROM networks")
+    assert counted["pif"] == 21 + (36 - 21)  # 9 networks: only the 15 new pairs
+
+
+def test_metric_parameters_are_part_of_the_cache_key(registry, counted):
+    reg = _registry(registry, 3, 2)
+    reg.sql(f"SELECT mean_pairwise('dsa', list(network_id), '{DSA}') FROM networks")
+    other = json.dumps({"n_delays": 3, "rank": 4})
+    reg.sql(f"SELECT mean_pairwise('dsa', list(network_id), '{other}') FROM networks")
+    assert counted["dsa"] == 20
+    rows = reg.sql("SELECT count(DISTINCT params_hash) AS h, max(iterations) AS it FROM pairwise")
+    assert rows["h"][0] == 2 and rows["it"][0] > 0
+
+
+def test_bad_metric_or_parameters_are_clear(registry):
+    reg = _registry(registry, 2, 2)
+    with pytest.raises(RegistryError, match="unknown metric"):
+        reg.sql("SELECT mean_pairwise('nope', list(network_id)) FROM networks")
+    with pytest.raises(RegistryError, match="unknown parameter"):
+        reg.sql("SELECT mean_pairwise('dsa', list(network_id), '{\"rnk\": 3}') FROM networks")
+
+
+def test_analyze_and_distances_commands(registry, tmp_path):
+    reg = _registry(registry)
+    r = run_cli(
+        "analyze",
+        "--metrics",
+        "behavior,pif,dsa,fl",
+        "--params",
+        f"dsa={DSA}",
+        "--group-by",
+        "complexity",
+        "--all",
+        "-f",
+        "json",
+        registry=reg.root,
+    )
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)
+    assert [x["complexity"] for x in rows] == [1, 2] and rows[0]["n"] == 4
+    assert rows[0]["pif"] > 0 and rows[0]["dsa"] >= 0 and rows[0]["weight_change"] > 0
+    stored = reg.sql("SELECT metric, count(*) AS n FROM results GROUP BY ALL ORDER BY ALL")
+    assert dict(stored.rows())["pif"] == 2
+    out = tmp_path / "d.parquet"
+    r = run_cli(
+        "distances", "--metric", "pif", "--where", "complexity = 1", "--out", out, registry=reg.root
+    )
+    assert r.returncode == 0, r.stderr
+    import pyarrow.parquet as pq
+
+    pairs = pq.read_table(out).to_pydict()
+    assert len(pairs["distance"]) == 6
+    mds = pq.read_table(tmp_path / "d_mds.parquet").to_pydict()
+    assert len(mds["x"]) == 4
+    assert_user_error(run_cli("analyze", "--metrics", "bogus", registry=reg.root), "unknown metric")
+    assert_user_error(
+        run_cli("distances", "--metric", "pif", "--where", "seed > 99", registry=reg.root),
+        "at least 2",
+    )

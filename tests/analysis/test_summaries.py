@@ -1,0 +1,64 @@
+import numpy as np
+import pytest
+
+from degeneracy.analysis.feature_learning import kernel_alignment, ntk, weight_change
+from degeneracy.analysis.representation import cka_distance, procrustes_distance
+from degeneracy.analysis.summary import behavior, classical_mds, mean_pairwise
+from degeneracy.training.model import ModelSpec, effective, init_params, to_numpy
+
+
+def test_behavior_matches_numpy():
+    x = np.array([0.1, 0.3, 0.2, 0.7])
+    std, mean, se = behavior(x)
+    assert std == pytest.approx(np.std(x)) and mean == pytest.approx(np.mean(x))
+    loo = [np.std(np.delete(x, i)) for i in range(4)]
+    assert se == pytest.approx(np.sqrt(3 / 4 * np.sum((loo - np.mean(loo)) ** 2)))
+
+
+def test_mean_pairwise_and_its_jackknife_against_brute_force():
+    rng = np.random.default_rng(0)
+    d = rng.random((5, 5))
+    d = d + d.T
+    np.fill_diagonal(d, 0)
+    mean, se = mean_pairwise(d)
+    iu = np.triu_indices(5, 1)
+    assert mean == pytest.approx(d[iu].mean())
+    loo = []
+    for i in range(5):
+        keep = [k for k in range(5) if k != i]
+        sub = d[np.ix_(keep, keep)]
+        loo.append(sub[np.triu_indices(4, 1)].mean())
+    assert se == pytest.approx(np.sqrt(4 / 5 * np.sum((np.array(loo) - np.mean(loo)) ** 2)))
+
+
+def test_mds_recovers_planted_distances():
+    pts = np.random.default_rng(1).standard_normal((7, 2))
+    d = np.linalg.norm(pts[:, None] - pts[None], axis=2)
+    coords = classical_mds(d, 2)
+    d2 = np.linalg.norm(coords[:, None] - coords[None], axis=2)
+    np.testing.assert_allclose(d2, d, atol=1e-9)
+
+
+def test_cka_and_procrustes_invariances():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((4, 30, 10))
+    q = np.linalg.qr(rng.standard_normal((10, 10)))[0]
+    assert cka_distance(x, 3.0 * x @ q.T) < 1e-12
+    assert procrustes_distance(x, 2.0 * x @ q.T) < 1e-6
+    y = rng.standard_normal((4, 30, 10))
+    assert cka_distance(x, y) > 0.5 and procrustes_distance(x, y) > 0.5
+    # Procrustes handles different widths (zero padding is implicit in the nuclear norm)
+    assert procrustes_distance(x, np.concatenate([x @ q.T, np.zeros((4, 30, 3))], 2)) < 1e-6
+
+
+def test_untrained_network_has_unit_kernel_alignment_and_no_weight_change():
+    spec = ModelSpec(2, 1, 8)
+    w = to_numpy(effective(spec, init_params(spec, [0])), 0)
+    x = np.random.default_rng(3).standard_normal((2, 10, 2))
+    k = ntk(spec, w, x)
+    assert kernel_alignment(k, k) == pytest.approx(1.0)
+    assert weight_change(w["W_h"], w["W_h"]) == (0.0, 0.0)
+    other = to_numpy(effective(spec, init_params(spec, [1])), 0)
+    assert kernel_alignment(k, ntk(spec, other, x)) < 0.999
+    # the kernel is a Gram matrix: symmetric positive semi-definite
+    assert np.allclose(k, k.T) and np.linalg.eigvalsh(k).min() > -1e-9
