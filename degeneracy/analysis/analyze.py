@@ -154,7 +154,9 @@ def analyze(
                     name,
                     ptext,
                     params_hash({"metric": name, **json.loads(ptext)}),
-                    json.dumps(key, sort_keys=True, default=str),
+                    json.dumps(
+                        {**key, **({"where": where} if where else {})}, sort_keys=True, default=str
+                    ),
                     len(ids),
                     value,
                     se,

@@ -42,6 +42,9 @@ class DSAParams:
     max_iter: int = 80
     rounds: int = 3  # composition rounds for groups of 3 or more networks
     starts: int = 8  # per pair: I, diag(-1, 1, ...), then seeded random orthogonal matrices
+    max_cg: int = 0  # truncated-CG steps per Newton step; 0 = min(r(r-1)/2, 40). Measured at
+    #                  rank 20: same optima as the full r(r-1)/2 = 190, 2.4x faster; at rank 10 a
+    #                  cap of 20 doubled the Newton iterations
 
     def __post_init__(self) -> None:
         if self.n_delays < 1 or self.rank < 1:
@@ -158,7 +161,7 @@ def _steihaug(grad, hvp, radius, max_cg):
 def maximize(a, b, c0, tol=1e-8, max_iter=80, max_cg=None):
     """Trust-region Newton from c0 for every problem: (C, g, iterations)."""
     p, r, _ = a.shape
-    max_cg = max_cg or max(2, r * (r - 1) // 2)
+    max_cg = max_cg or max(2, min(r * (r - 1) // 2, 40))
     c = c0.clone()
     g = objective(a, b, c)
     radius = torch.full((p,), 0.5, dtype=a.dtype, device=a.device)
@@ -232,7 +235,7 @@ def align_pairs(a_ops: np.ndarray, b_ops: np.ndarray, params: DSAParams = DSAPar
     aa = a.repeat(s, 1, 1)
     bb = b.repeat(s, 1, 1)
     c0 = starts.repeat_interleave(p, 0)
-    c, g, it = maximize(aa, bb, c0, params.tol, params.max_iter)
+    c, g, it = maximize(aa, bb, c0, params.tol, params.max_iter, params.max_cg)
     best = g.view(s, p).argmax(0)
     pick = best * p + torch.arange(p)
     its = it.view(s, p).sum(0)
@@ -292,7 +295,9 @@ def _compose_round(a, ii, jj, c, g, iters, params, top=3) -> bool:
         cand_pair += [p] * len(best)
     cc = torch.cat(cand_c)
     pp = torch.as_tensor(cand_pair)
-    c_new, g_new, it = maximize(a[ii][pp], a[jj][pp], cc, params.tol, params.max_iter)
+    c_new, g_new, it = maximize(
+        a[ii][pp], a[jj][pp], cc, params.tol, params.max_iter, params.max_cg
+    )
     iters.index_add_(0, pp, it)
     improved = False
     for p in range(len(ii)):

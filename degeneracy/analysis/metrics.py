@@ -58,8 +58,8 @@ def _each(fn):
 
 
 def _pif_pairs(items, pairs, p):
-    out = [pif.pif_distance(items[a], items[b], p) for a, b in pairs]
-    return PairResult(np.array([o[0] for o in out]), np.array([o[2] for o in out]))
+    dist, iterations = pif.pif_pairs(items, pairs, p)
+    return PairResult(dist, iterations)
 
 
 @dataclass(frozen=True)

@@ -31,12 +31,12 @@ SELECT complexity,
        count(*) AS networks,
        sum(converged::INT) AS converged,
        median(steps) AS median_steps,
-       avg(ood_loss) FILTER (WHERE converged) AS mean_ood_loss,
-       stddev_pop(ood_loss) FILTER (WHERE converged) AS behavior_degeneracy
+       avg(ood_loss) FILTER (WHERE converged) AS mean_ood_loss
 FROM networks
 WHERE ensemble_id IN (SELECT ensemble_id FROM ensembles WHERE sweep_id = ?)
 GROUP BY ALL ORDER BY ALL
 """
+IN_SWEEP = "ensemble_id IN (SELECT ensemble_id FROM ensembles WHERE sweep_id = '{sid}')"
 
 
 @app.command()
@@ -48,7 +48,7 @@ def demo(
     ] = False,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
 ) -> None:
-    """Train a flip-flop complexity sweep (1-3 channels) and summarise its degeneracy.
+    """Train a flip-flop complexity sweep (1-3 channels) and measure its degeneracy.
 
     Rerunning reuses every stored network. Prints the threshold and budget used.
 
@@ -70,8 +70,25 @@ def demo(
     typer.echo(
         f"\nflip-flop, hidden {settings['hidden']}, {settings['seeds']} seeds per condition, "
         f"budget {settings['max_steps']} steps, CPU-scale threshold {settings['threshold']:g} "
-        f"(the paper's is 1e-3); behavior degeneracy = std of OOD loss over converged networks"
+        f"(the paper's is 1e-3)"
     )
     emit(columns, rows, Format.table)
+    from degeneracy.analysis.analyze import analyze
+    from degeneracy.cli.analysis import _pm
+
+    metrics, groups = analyze(
+        reg, ["behavior", "dsa", "pif"], ["complexity"], IN_SWEEP.format(sid=sid)
+    )
+    typer.echo(
+        "degeneracy over converged networks (± jackknife SE): behavior = std of OOD loss, "
+        "dsa = mean pairwise DSA distance (dynamics), pif = mean permutation-invariant weight "
+        "distance (weights)"
+    )
+    shown = ["behavior", "dsa", "pif"]
+    emit(
+        ["complexity", "n", *shown],
+        [(g["complexity"], g["n"], *(_pm(g[m], g[f"{m}_se"]) for m in shown)) for g in groups],
+        Format.table,
+    )
     typer.echo(f"registry: {reg.root}  ({time.perf_counter() - t0:.0f} s)")
     typer.echo(f"next: degeneracy --registry {reg.root} ls")

@@ -8,7 +8,8 @@ def test_quick_demo_runs_end_to_end_and_reruns_for_free(tmp_path):
     reg_path = tmp_path / "reg"
     r = run_cli("demo", "--quick", "--registry", reg_path)
     assert r.returncode == 0, r.stderr
-    assert "threshold 0.05" in r.stdout and "behavior_degeneracy" in r.stdout
+    assert "threshold 0.05" in r.stdout and "mean_ood_loss" in r.stdout
+    assert "pif" in r.stdout and "dsa" in r.stdout
     reg = Registry.open(reg_path)
     rows = reg.sql(
         "SELECT complexity, count(*) AS n FROM networks GROUP BY ALL ORDER BY ALL"
@@ -20,3 +21,4 @@ def test_quick_demo_runs_end_to_end_and_reruns_for_free(tmp_path):
     after = reg.sql("SELECT network_id, created_at FROM networks ORDER BY network_id")
     assert before.equals(after)  # nothing retrained
     assert re.search(r"\((\d+) s\)", r.stdout)
+    assert reg.sql("SELECT count(*) AS n FROM results WHERE metric = 'dsa'")["n"][0] == 3
