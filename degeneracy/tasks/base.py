@@ -76,3 +76,21 @@ def check_positive(name: str, value: float, integer: bool = False, minimum: floa
         raise TaskError(f"{name} must be an integer, got {value!r}")
     if not isinstance(value, (int, float, np.integer, np.floating)) or value <= minimum:
         raise TaskError(f"{name} must be > {minimum}, got {value!r}")
+
+
+class ChannelTask(Task):
+    """A task made of `channels` independent copies: one input and one output per channel."""
+
+    channels: int
+
+    @property
+    def complexity(self) -> int:
+        return self.channels
+
+    @property
+    def n_inputs(self) -> int:
+        return self.channels
+
+    @property
+    def n_outputs(self) -> int:
+        return self.channels

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from degeneracy.tasks.base import Batch, Task, TaskError, check_positive
+from degeneracy.tasks.base import Batch, ChannelTask, TaskError, check_positive
 
 FIXATION = 5
 PULSE = 5
@@ -14,7 +14,7 @@ RESPONSE = 10
 
 
 @dataclass(frozen=True)
-class DelayedDiscrimination(Task):
+class DelayedDiscrimination(ChannelTask):
     """Per channel: `FIXATION` quiet steps, f1 for `PULSE` steps, a delay ~ U{delay_min..delay_max},
     f2 for `PULSE` steps, then a `RESPONSE`-step window where the target is sign(f2 - f1)
     (0 elsewhere). f1, f2 ~ U[f_min, f_max], scaled by 1/10 on the input, with |f1 - f2| >=
@@ -42,14 +42,6 @@ class DelayedDiscrimination(Task):
             raise TaskError("delay_max must be >= delay_min")
         if not self.f_max - self.f_min > self.min_gap >= 0:
             raise TaskError("need f_max - f_min > min_gap >= 0")
-
-    @property
-    def complexity(self) -> int:
-        return self.channels
-
-    @property
-    def n_inputs(self) -> int:
-        return self.channels
 
     @property
     def n_outputs(self) -> int:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from degeneracy.tasks.base import Batch, Task, TaskError, check_positive
+from degeneracy.tasks.base import Batch, ChannelTask, TaskError, check_positive
 
 
 def hold_last_nonzero(pulses: np.ndarray) -> np.ndarray:
@@ -19,7 +19,7 @@ def hold_last_nonzero(pulses: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class FlipFlop(Task):
+class FlipFlop(ChannelTask):
     """Inputs: N channels, each step ±1 with probability `p` (else 0). Target: the last nonzero
     input of each channel. Complexity = N. OOD: trial length doubled."""
 
@@ -36,18 +36,6 @@ class FlipFlop(Task):
         check_positive("steps", self.steps, integer=True)
         if not 0 < self.p <= 1:
             raise TaskError(f"p must be in (0, 1], got {self.p!r}")
-
-    @property
-    def complexity(self) -> int:
-        return self.channels
-
-    @property
-    def n_inputs(self) -> int:
-        return self.channels
-
-    @property
-    def n_outputs(self) -> int:
-        return self.channels
 
     def generate(self, rng: np.random.Generator, batch: int, ood: bool = False) -> Batch:
         t = self.steps * (2 if ood else 1)

@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from degeneracy.tasks.base import Batch, Task, TaskError, check_positive
+from degeneracy.tasks.base import Batch, ChannelTask, TaskError, check_positive
 
 
 @dataclass(frozen=True)
-class Sine(Task):
+class Sine(ChannelTask):
     """Per channel, each trial draws f from `n_freq` values evenly spaced in [f_min, f_max] Hz;
     the input is a constant (f - f_min)/(f_max - f_min) + 0.25 for the whole trial and the target
     is sin(2π f t), t = step · dt seconds. Complexity = channels. OOD: trial length doubled.
@@ -39,18 +39,6 @@ class Sine(Task):
         check_positive("dt", self.dt)
         if not 0 < self.f_min < self.f_max:
             raise TaskError("need 0 < f_min < f_max")
-
-    @property
-    def complexity(self) -> int:
-        return self.channels
-
-    @property
-    def n_inputs(self) -> int:
-        return self.channels
-
-    @property
-    def n_outputs(self) -> int:
-        return self.channels
 
     def frequencies(self) -> np.ndarray:
         return np.linspace(self.f_min, self.f_max, self.n_freq)
