@@ -104,9 +104,12 @@ def analyze(
     params: dict[str, str] | None = None,
     converged_only: bool = True,
     kernel: bool = True,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> tuple[list[str], list[dict[str, Any]]]:
-    """Compute, store in `results` and return (metric columns, one row per group)."""
+    """Compute, store in `results` and return (metric columns, one row per group).
+
+    `progress(description, pairs_done, pairs_total)` is called after each metric of each group.
+    """
     unknown = [m for m in metrics if m not in LEVEL_METRICS]
     if unknown:
         raise RegistryError(
@@ -117,12 +120,18 @@ def analyze(
     resolved = {m: resolve(m, params.get(m)) for m in metrics if m in METRICS}
     cache = PairwiseCache(registry)
     rows, results, columns = [], [], []
-    for key, ids, ood in groups(registry, group_by, where, converged_only):
+    found = groups(registry, group_by, where, converged_only)
+    n_pair_metrics = sum(1 for m in metrics if m in METRICS)
+    total = n_pair_metrics * sum(len(ids) * (len(ids) - 1) // 2 for _, ids, _ in found)
+    done = 0
+    for key, ids, ood in found:
         row: dict[str, Any] = {**key, "n": len(ids)}
         values: dict[str, tuple] = {}
         for m in metrics:
+            if m in METRICS:
+                done += len(ids) * (len(ids) - 1) // 2
             if progress:
-                progress(f"{m} over {len(ids)} networks of {json.dumps(key, default=str)}")
+                progress(f"{m}: {json.dumps(key, default=str)}", done, total)
             if m == "behavior":
                 std, mean, se = behavior(np.array([x for x in ood if x is not None]))
                 values["behavior"] = (std, se)

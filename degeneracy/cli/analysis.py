@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from degeneracy.cli.app import FormatOpt, RegistryOpt, _open, _say, app, user_errors
+from degeneracy.cli.app import FormatOpt, RegistryOpt, _open, _say, app, state, user_errors
 from degeneracy.cli.output import Format, emit
 from degeneracy.registry.errors import RegistryError
 
@@ -55,14 +55,29 @@ def analyze(
 
     Example: `degeneracy analyze --metrics behavior,dsa,pif --group-by task,complexity`
     """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     from degeneracy.analysis.analyze import analyze as run
 
     reg = _open(registry)
     cols = [c.strip() for c in group_by.split(",")] if group_by else None
     names = [m.strip() for m in metrics.split(",") if m.strip()]
-    columns, rows = run(
-        reg, names, cols, where, _params(params or []), not all_networks, progress=_say
-    )
+    shown = [
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("pairs"),
+        TimeElapsedColumn(),
+    ]
+    with Progress(*shown, disable=state.quiet, transient=True) as bar:
+        task = bar.add_task("analyze", total=None)
+
+        def progress(description: str, done: int, total: int) -> None:
+            bar.update(task, description=description, completed=done, total=total or None)
+
+        columns, rows = run(
+            reg, names, cols, where, _params(params or []), not all_networks, progress=progress
+        )
     if not rows:
         _say("no (converged) networks match")
         return
