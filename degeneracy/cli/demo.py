@@ -90,5 +90,10 @@ def demo(
         [(g["complexity"], g["n"], *(_pm(g[m], g[f"{m}_se"]) for m in shown)) for g in groups],
         Format.table,
     )
+    from degeneracy.analysis.report import build_report
+    from degeneracy.cli.app import _say
+
+    path = build_report(reg, reg.root / "report", IN_SWEEP.format(sid=sid), _say)
+    typer.echo(f"report: {path} (open it in a browser; PNGs beside it)")
     typer.echo(f"registry: {reg.root}  ({time.perf_counter() - t0:.0f} s)")
     typer.echo(f"next: degeneracy --registry {reg.root} ls")

@@ -10,6 +10,8 @@ def test_quick_demo_runs_end_to_end_and_reruns_for_free(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "threshold 0.05" in r.stdout and "mean_ood_loss" in r.stdout
     assert "pif" in r.stdout and "dsa" in r.stdout
+    assert (reg_path / "report" / "report.html").exists()
+    assert (reg_path / "report" / "flipflop_complexity_levels.png").exists()
     reg = Registry.open(reg_path)
     rows = reg.sql(
         "SELECT complexity, count(*) AS n FROM networks GROUP BY ALL ORDER BY ALL"
@@ -21,4 +23,5 @@ def test_quick_demo_runs_end_to_end_and_reruns_for_free(tmp_path):
     after = reg.sql("SELECT network_id, created_at FROM networks ORDER BY network_id")
     assert before.equals(after)  # nothing retrained
     assert re.search(r"\((\d+) s\)", r.stdout)
-    assert reg.sql("SELECT count(*) AS n FROM results WHERE metric = 'dsa'")["n"][0] == 3
+    # demo table (by complexity) and report (by task, complexity): replaced, not duplicated
+    assert reg.sql("SELECT count(*) AS n FROM results WHERE metric = 'dsa'")["n"][0] == 6

@@ -1,0 +1,31 @@
+"""`report`: the offline HTML report and a PNG of every chart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from degeneracy.cli.app import RegistryOpt, _open, _say, app, user_errors
+
+
+@app.command()
+@user_errors
+def report(
+    where: Annotated[str | None, typer.Option(help="SQL filter on networks_labeled.")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Folder [default: <registry>/report].")
+    ] = None,
+    registry: RegistryOpt = None,
+) -> None:
+    """Write report.html (renders offline) and a PNG per chart: degeneracy vs each factor at
+    three levels, MDS maps, feature learning, training curves, and the contravariance table.
+
+    Example: `degeneracy report --where "task = 'flipflop'" --out flipflop_report/`
+    """
+    from degeneracy.analysis.report import build_report
+
+    reg = _open(registry)
+    path = build_report(reg, out if out is not None else reg.root / "report", where, _say)
+    typer.echo(f"report: {path}")
