@@ -2,7 +2,7 @@
 
 Groups are rows of `SELECT <group_by>, list(network_id) ... GROUP BY ALL` over
 `networks_labeled` (so labels group like any column), converged networks only by default.
-Each group gets, per metric, a value and a jackknife standard error over networks:
+Each group gets, per metric, a value and a bootstrap standard error over networks:
 behavior = std of OOD loss; pairwise metrics = mean pairwise distance (via the cache);
 fl = mean relative recurrent weight change ‖W_T − W_0‖/‖W_0‖ and mean NTK kernel alignment.
 """

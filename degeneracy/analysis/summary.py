@@ -1,26 +1,43 @@
-"""Group summaries: behavior spread, mean pairwise distance, their standard errors, and MDS."""
+"""Group summaries: behavior spread, mean pairwise distance, their standard errors, and MDS.
+
+Standard errors resample networks (not pairs: pairs sharing a network are not independent):
+a bootstrap over networks by default (`BOOTSTRAP` resamples, seeded, so reruns agree), or the
+jackknife (leave one network out).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
+BOOTSTRAP = 200
 
-def behavior(ood_losses: np.ndarray) -> tuple[float, float, float]:
-    """(std across networks, mean, jackknife standard error of the std) of OOD losses."""
+
+def bootstrap_indices(n: int, boots: int = BOOTSTRAP, seed: int = 0) -> np.ndarray:
+    """(boots, n) resamples of network indices, with replacement."""
+    return np.random.default_rng(seed).integers(0, n, (boots, n))
+
+
+def behavior(ood_losses: np.ndarray, se: str = "bootstrap") -> tuple[float, float, float]:
+    """(std across networks, mean, standard error of the std) of OOD losses."""
     x = np.asarray(ood_losses, dtype=np.float64)
     n = len(x)
     if n < 2:
         return float("nan"), float(x.mean()) if n else float("nan"), float("nan")
     std = float(x.std())
-    if n < 3:  # a leave-one-out std of one value is 0: no error estimate
+    if n < 3:  # resamples of two values say little: no error estimate
         return std, float(x.mean()), float("nan")
+    if se == "bootstrap":
+        return std, float(x.mean()), float(x[bootstrap_indices(n)].std(axis=1).std(ddof=1))
     loo = np.array([np.delete(x, i).std() for i in range(n)])
     se = float(np.sqrt((n - 1) / n * ((loo - loo.mean()) ** 2).sum()))
     return std, float(x.mean()), se
 
 
-def mean_pairwise(d: np.ndarray) -> tuple[float, float]:
-    """(mean off-diagonal distance, jackknife standard error over networks) of a square matrix."""
+def mean_pairwise(d: np.ndarray, se: str = "bootstrap") -> tuple[float, float]:
+    """(mean off-diagonal distance, standard error over networks) of a square matrix.
+
+    Bootstrap: resample networks with replacement and average the distances between the
+    distinct networks drawn (a network paired with its own copy is not a pair)."""
     d = np.asarray(d, dtype=np.float64)
     n = d.shape[0]
     if n < 2:
@@ -29,6 +46,14 @@ def mean_pairwise(d: np.ndarray) -> tuple[float, float]:
     mean = float(d[iu].mean())
     if n < 3:
         return mean, float("nan")
+    if se == "bootstrap":
+        means = []
+        for idx in bootstrap_indices(n):
+            sub = d[np.ix_(idx, idx)]
+            keep = np.triu(idx[:, None] != idx[None, :], 1)
+            if keep.any():
+                means.append(sub[keep].mean())
+        return mean, float(np.std(means, ddof=1))
     total = d[iu].sum()
     row = d.sum(axis=1) - np.diag(d)
     m = (n - 1) * (n - 2) / 2

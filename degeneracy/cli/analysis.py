@@ -48,7 +48,7 @@ def analyze(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write to FILE.")] = None,
     registry: RegistryOpt = None,
 ) -> None:
-    """Degeneracy per group at the behavior, dynamics and weight levels (± jackknife SE).
+    """Degeneracy per group at the behavior, dynamics and weight levels (± bootstrap SE).
 
     Results are stored in the `results` table; pairwise distances in the `pairwise` cache, so
     regrouping or adding networks computes only new pairs.

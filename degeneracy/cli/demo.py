@@ -80,7 +80,8 @@ def demo(
         reg, ["behavior", "dsa", "pif"], ["complexity"], IN_SWEEP.format(sid=sid)
     )
     typer.echo(
-        "degeneracy over converged networks (± jackknife SE): behavior = std of OOD loss, "
+        "degeneracy over converged networks (± bootstrap SE over networks): "
+        "behavior = std of OOD loss, "
         "dsa = mean pairwise DSA distance (dynamics), pif = mean permutation-invariant weight "
         "distance (weights)"
     )

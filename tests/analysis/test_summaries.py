@@ -9,7 +9,7 @@ from degeneracy.training.model import ModelSpec, effective, init_params, to_nump
 
 def test_behavior_matches_numpy():
     x = np.array([0.1, 0.3, 0.2, 0.7])
-    std, mean, se = behavior(x)
+    std, mean, se = behavior(x, se="jackknife")
     assert std == pytest.approx(np.std(x)) and mean == pytest.approx(np.mean(x))
     loo = [np.std(np.delete(x, i)) for i in range(4)]
     assert se == pytest.approx(np.sqrt(3 / 4 * np.sum((loo - np.mean(loo)) ** 2)))
@@ -20,7 +20,7 @@ def test_mean_pairwise_and_its_jackknife_against_brute_force():
     d = rng.random((5, 5))
     d = d + d.T
     np.fill_diagonal(d, 0)
-    mean, se = mean_pairwise(d)
+    mean, se = mean_pairwise(d, se="jackknife")
     iu = np.triu_indices(5, 1)
     assert mean == pytest.approx(d[iu].mean())
     loo = []
@@ -62,3 +62,24 @@ def test_untrained_network_has_unit_kernel_alignment_and_no_weight_change():
     assert kernel_alignment(k, ntk(spec, other, x)) < 0.999
     # the kernel is a Gram matrix: symmetric positive semi-definite
     assert np.allclose(k, k.T) and np.linalg.eigvalsh(k).min() > -1e-9
+
+
+def test_bootstrap_errors_against_a_plain_loop():
+    from degeneracy.analysis.summary import BOOTSTRAP
+
+    rng = np.random.default_rng(4)
+    x = rng.random(6)
+    d = rng.random((6, 6))
+    d = d + d.T
+    np.fill_diagonal(d, 0)
+    draws = np.random.default_rng(0).integers(0, 6, (BOOTSTRAP, 6))
+    stds, means = [], []
+    for idx in draws:
+        stds.append(np.std(x[idx]))
+        vals = [d[a, b] for i, a in enumerate(idx) for b in idx[i + 1 :] if a != b]
+        if vals:
+            means.append(np.mean(vals))
+    assert behavior(x)[2] == pytest.approx(np.std(stds, ddof=1))
+    assert mean_pairwise(d)[1] == pytest.approx(np.std(means, ddof=1))
+    # a group of identical networks has no spread and no error
+    assert mean_pairwise(np.zeros((4, 4))) == (0.0, 0.0)
