@@ -45,6 +45,12 @@ def user_errors(fn):
         except KeyboardInterrupt:
             typer.echo("degeneracy: interrupted", err=True)
             raise typer.Exit(130) from None
+        except Exception as exc:
+            # Ctrl-C while DuckDB is executing surfaces as its InterruptException
+            if type(exc).__name__ == "InterruptException":
+                typer.echo("degeneracy: interrupted", err=True)
+                raise typer.Exit(130) from None
+            raise
 
     return wrapper
 
@@ -252,9 +258,12 @@ def _register_commands() -> None:
 
 def main() -> None:
     """Console-script entry point."""
-    _register_commands()
     try:
+        _register_commands()
         app(prog_name="degeneracy")
     except RegistryError as exc:  # raised outside a command (e.g. in an option callback)
         print(f"degeneracy: error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:  # Ctrl-C outside a command body (start-up, teardown)
+        print("degeneracy: interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -98,7 +98,7 @@ def test_an_interrupted_sweep_finishes_on_rerun_without_duplicates(tmp_path):
         stored = len(data)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
-    assert "Traceback" not in err
+    assert "Traceback" not in err, err
     r = run_cli("sweep", spec, registry=reg_path)
     assert r.returncode == 0, r.stderr
     reg = Registry.open(reg_path)
