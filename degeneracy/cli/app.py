@@ -121,15 +121,12 @@ def ingest(
 
     Example: `degeneracy ingest shared_nets/ model_seed3.pt`
     """
-    from degeneracy.registry.ingest import collect
+    from degeneracy.registry.ingest import collect, write_batches
 
     batches = collect(paths)  # read and validate everything before touching the registry
-    reg = _open(registry, create=True)
-    written = skipped = 0
-    for condition, records, source in batches:
-        summary = reg.write_ensemble(condition, records, source=source)
-        written += len(summary.written)
-        skipped += len(summary.skipped)
+    summaries = write_batches(_open(registry, create=True), batches)
+    written = sum(len(s.written) for s in summaries)
+    skipped = sum(len(s.skipped) for s in summaries)
     typer.echo(
         f"ingested {written} network(s) in {len(batches)} batch(es); {skipped} already present"
     )

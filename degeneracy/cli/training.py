@@ -72,7 +72,7 @@ def run_jobs(reg, jobs, device: str, sweep: str | None = None) -> list:
                     t_id, completed=step, status=f"loss {loss:.2e}, {k - active}/{k} stopped"
                 )
 
-            summary = run_job(reg, job, device, sweep, progress)
+            summary = run_job(reg, job, device, sweep, progress, todo)
             bar.update(t_id, completed=steps)
             bar.update(total, advance=1, status=f"{n}/{len(jobs)}")
             summaries.append(summary)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from degeneracy.registry.errors import RegistryError
-from degeneracy.registry.ids import canonical_json, digest, network_id
+from degeneracy.registry.ids import digest, network_id
 from degeneracy.tasks import TaskError, make_task
 from degeneracy.training.trainer import Experiment, ProgressFn, TrainConfig, train_ensemble
 
@@ -177,10 +177,17 @@ def missing_seeds(registry, exp: Experiment, seeds: list[int]) -> list[int]:
 
 
 def run_job(
-    registry, job: Job, device: str, sweep: str | None = None, progress: ProgressFn | None = None
+    registry,
+    job: Job,
+    device: str,
+    sweep: str | None = None,
+    progress: ProgressFn | None = None,
+    todo: list[int] | None = None,
 ):
-    """Train the job's missing seeds as one stacked ensemble and register them."""
-    todo = missing_seeds(registry, job.experiment, job.seeds)
+    """Train the job's missing seeds (`todo`, when the caller already looked them up) as one
+    stacked ensemble and register them."""
+    if todo is None:
+        todo = missing_seeds(registry, job.experiment, job.seeds)
     if not todo:
         return None
     records = train_ensemble(job.experiment, todo, device=device, progress=progress)
@@ -201,7 +208,3 @@ def describe(exp: Experiment) -> str:
     if exp.nuclear:
         parts.append(f"nuclear={exp.nuclear:g}")
     return " ".join(parts)
-
-
-def condition_key(exp: Experiment) -> str:
-    return canonical_json(exp.condition().to_dict())
