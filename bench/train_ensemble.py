@@ -1,6 +1,6 @@
 """Training speed: network-steps per second of the stacked ensemble vs baselines, same process.
 
-    python bench/train_ensemble.py [--k 50] [--hidden 64 128] [--steps 5]
+    python bench/train_ensemble.py [--k 50] [--hidden 64 128] [--rounds 15]
 
 One network-step = forward, backward and Adam update of one network on one batch of 64 trials of
 T = 100 (flip-flop, 3 channels). Rows:
@@ -10,7 +10,8 @@ T = 100 (flip-flop, 3 channels). Rows:
   (b) torch.func  stack_module_state + vmap over a hand-written RNN cell, one Adam
   (c) matmul rate the machine's batched float32 matmul rate (K, B, H) x (K, H, H), and the
                   fraction of it our step's FLOPs reach
-Batches are generated once, outside the timed region. Nothing is asserted.
+Batches are generated once, outside the timed region. Rows run interleaved, one call each per
+round, and ratios are medians of per-round ratios (the VM's speed drifts). Nothing is asserted.
 """
 
 from __future__ import annotations
@@ -31,14 +32,20 @@ from degeneracy.training.recurrence import Workspace
 from degeneracy.training.trainer import data_rng, masked_mse, stack_batches
 
 
-def timed(fn, repeat: int) -> float:
-    fn()
-    ts = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
+def interleaved(fns: dict[str, object], rounds: int) -> dict[str, list[float]]:
+    """Seconds per call of each function, one call of each per round, in turn.
+
+    This machine's speed drifts by up to 2x over seconds (a shared VM), so every ratio is taken
+    within a round and then the median over rounds is reported."""
+    for fn in fns.values():
+        fn()  # warm-up: allocations, first-touch page faults
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return times
 
 
 class Net(torch.nn.Module):
@@ -70,11 +77,11 @@ class Cell(torch.nn.Module):
         return self.out(torch.stack(hs, 1))
 
 
-def bench(k: int, hidden: int, repeat: int) -> dict[str, float]:
+def bench(k: int, hidden: int, rounds: int) -> dict[str, float]:
+    """Median over rounds of network-steps/s per row, of ours/row, and of ours' FLOP share."""
     task = make_task("flipflop", 3)
     x, target, mask = stack_batches([task.generate(data_rng(s), 64) for s in range(k)], "cpu")
     spec = ModelSpec(task.n_inputs, task.n_outputs, hidden)
-    res: dict[str, float] = {}
 
     def stacked(fwd, **kw):
         params = init_params(spec, list(range(k)))
@@ -87,12 +94,9 @@ def bench(k: int, hidden: int, repeat: int) -> dict[str, float]:
             grads = torch.autograd.grad(masked_mse(y, target, mask).sum(), list(sub.values()))
             adam.step(idx, dict(zip(sub, grads)))
 
-        return k / timed(step, repeat)
+        return step
 
-    res["ours"] = stacked(forward, workspace=Workspace())
-    res["autograd stack"] = stacked(forward_autograd)
-
-    # (a) K separate nn.RNN trainings: time a few networks, per network-step
+    # (a) K separate nn.RNN trainings: a few networks per call, counted per network-step
     nets = [Net(task.n_inputs, hidden, task.n_outputs) for _ in range(min(k, 8))]
     opts = [torch.optim.Adam(n.parameters(), lr=1e-3) for n in nets]
 
@@ -102,8 +106,6 @@ def bench(k: int, hidden: int, repeat: int) -> dict[str, float]:
             loss = ((net(x[j]) - target[j]) ** 2 * mask[j]).sum() / mask[j].sum()
             loss.backward()
             opt.step()
-
-    res["(a) nn.RNN x K"] = len(nets) / timed(separate, repeat)
 
     # (b) torch.func ensemble
     cells = [Cell(task.n_inputs, hidden, task.n_outputs) for _ in range(k)]
@@ -126,18 +128,37 @@ def bench(k: int, hidden: int, repeat: int) -> dict[str, float]:
             p.grad = grads[name]
         opt.step()
 
-    res["(b) torch.func"] = k / timed(func_step, repeat)
-
-    # (c) the machine's batched matmul rate and our FLOP rate
+    # (c) the machine's batched matmul rate, on the recurrent step's shape
     a = torch.randn(k, 64, hidden)
     w = torch.randn(k, hidden, hidden)
-    mm = timed(lambda: torch.bmm(a, w), 20 * repeat)
-    rate = 2 * k * 64 * hidden * hidden / mm
+
+    def matmuls():
+        for _ in range(20):
+            torch.bmm(a, w)
+
+    networks = {"ours": k, "autograd stack": k, "(a) nn.RNN x K": len(nets), "(b) torch.func": k}
+    fns = {
+        "ours": stacked(forward, workspace=Workspace(), states=False),
+        "autograd stack": stacked(forward_autograd),
+        "(a) nn.RNN x K": separate,
+        "(b) torch.func": func_step,
+        "matmul": matmuls,
+    }
+    times = interleaved(fns, rounds)
     i, o, t = task.n_inputs, task.n_outputs, 100
-    fwd_flops = 2 * 64 * t * (hidden * hidden + hidden * i + hidden * o)
-    step_flops = 3 * fwd_flops  # backward ≈ 2 × forward
+    step_flops = 3 * 2 * 64 * t * (hidden * hidden + hidden * i + hidden * o)  # bwd ≈ 2 × fwd
+    mm_flops = 20 * 2 * k * 64 * hidden * hidden
+    med = statistics.median
+    res = {name: med(n / s for s in times[name]) for name, n in networks.items()}
+    for name, n in networks.items():
+        res[f"ratio {name}"] = med(
+            (k / so) / (n / sb) for so, sb in zip(times["ours"], times[name])
+        )
+    res["matmul FLOP/s"] = med(mm_flops / s for s in times["matmul"])
+    res["share"] = med(
+        (k * step_flops / so) / (mm_flops / sm) for so, sm in zip(times["ours"], times["matmul"])
+    )
     res["ours FLOP/s"] = res["ours"] * step_flops
-    res["matmul FLOP/s"] = rate
     return res
 
 
@@ -145,7 +166,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--k", type=int, default=50)
     ap.add_argument("--hidden", type=int, nargs="+", default=[64, 128])
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=15)
     args = ap.parse_args()
     torch.manual_seed(0)
     np.random.seed(0)
@@ -154,14 +175,14 @@ def main() -> None:
         f"T = 100, flip-flop 3 channels; network-steps per second"
     )
     for h in args.hidden:
-        r = bench(args.k, h, args.repeat)
-        print(f"\nhidden {h}")
+        r = bench(args.k, h, args.rounds)
+        print(f"\nhidden {h}  (medians over {args.rounds} interleaved rounds)")
         for name in ("ours", "autograd stack", "(a) nn.RNN x K", "(b) torch.func"):
-            print(f"  {name:16s} {r[name]:8.1f}   ours / this = {r['ours'] / r[name]:.2f}x")
+            print(f"  {name:16s} {r[name]:8.1f}   ours / this = {r['ratio ' + name]:.2f}x")
         print(
-            f"  (c) ours reach {r['ours FLOP/s'] / 1e9:.1f} GFLOP/s of the machine's "
-            f"{r['matmul FLOP/s'] / 1e9:.1f} GFLOP/s batched matmul rate "
-            f"= {100 * r['ours FLOP/s'] / r['matmul FLOP/s']:.0f}%"
+            f"  (c) ours reach {r['ours FLOP/s'] / 1e9:.1f} GFLOP/s; the machine's batched "
+            f"matmul rate {r['matmul FLOP/s'] / 1e9:.1f} GFLOP/s; share "
+            f"(per round) {100 * r['share']:.0f}%"
         )
 
 

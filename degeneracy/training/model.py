@@ -83,17 +83,22 @@ def effective(spec: ModelSpec, params: dict[str, torch.Tensor]) -> dict[str, tor
 
 
 def forward(
-    spec: ModelSpec, params: dict[str, torch.Tensor], x: torch.Tensor, workspace=None
-) -> tuple[torch.Tensor, torch.Tensor]:
+    spec: ModelSpec,
+    params: dict[str, torch.Tensor],
+    x: torch.Tensor,
+    workspace=None,
+    states: bool = True,
+) -> tuple[torch.Tensor | None, torch.Tensor]:
     """x (K, B, T, I) -> rates (K, B, T, H), outputs (K, B, T, O); h_0 = 0.
 
     The standard regime runs the hand-written BPTT of `recurrence.py`; µP uses autograd.
-    With a `workspace` (training only) the returned rates are overwritten by the next call.
+    `workspace` (training only) keeps large buffers between calls; `states=False` skips
+    materialising the rates where only the outputs are needed (rates is then None).
     """
     if spec.regime != "standard":
         return forward_autograd(spec, params, x)
-    hs, ys = tanh_rnn(x.transpose(1, 2), params, workspace)  # (K, T, B, ·) inside
-    return hs.transpose(1, 2), ys.transpose(1, 2)
+    hs, ys = tanh_rnn(x.transpose(1, 2), params, workspace, states)  # (K, T, B, ·) inside
+    return (None if hs is None else hs.transpose(1, 2)), ys.transpose(1, 2)
 
 
 def forward_autograd(

@@ -139,7 +139,7 @@ def train_ensemble(
             [task.generate(rngs[i], cfg.batch) for i in idx.tolist()], device
         )
         sub = {n: p[idx].detach().requires_grad_(True) for n, p in params.items()}
-        _, y = forward(spec, sub, x, workspace)
+        _, y = forward(spec, sub, x, workspace, states=False)
         mse = masked_mse(y, target, mask)
         loss = mse + penalty(effective(spec, sub)["W_h"], exp.l1, exp.nuclear)
         grads = torch.autograd.grad(loss.sum(), list(sub.values()))
