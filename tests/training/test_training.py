@@ -44,7 +44,9 @@ def test_hand_written_bptt_gradients_equal_autograd(use_states, use_outputs):
         terms = [(y * weights).sum()] * use_outputs + [(rates**2).sum()] * use_states
         loss = sum(terms)  # an unused output gets no gradient at all (None), not zeros
         got = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
-        grads.append([torch.zeros_like(p) if g is None else g for p, g in zip(params.values(), got)])
+        grads.append(
+            [torch.zeros_like(p) if g is None else g for p, g in zip(params.values(), got)]
+        )
     for a, b in zip(*grads):
         assert torch.allclose(a, b, atol=1e-12), (a - b).abs().max()
 
