@@ -117,7 +117,9 @@ def analyze(
         )
     params = params or {}
     group_by = group_by or DEFAULT_GROUP_BY
-    resolved = {m: resolve(m, params.get(m)) for m in metrics if m in METRICS}
+    for m in metrics:  # bad parameters fail before any work
+        if m in METRICS:
+            resolve(m, params.get(m))
     cache = PairwiseCache(registry)
     rows, results, columns = [], [], []
     found = groups(registry, group_by, where, converged_only)
@@ -127,6 +129,7 @@ def analyze(
     for key, ids, ood in found:
         row: dict[str, Any] = {**key, "n": len(ids)}
         values: dict[str, tuple] = {}
+        resolved = {m: cache.resolve(m, ids, params.get(m)) for m in metrics if m in METRICS}
         for m in metrics:
             if m in METRICS:
                 done += len(ids) * (len(ids) - 1) // 2

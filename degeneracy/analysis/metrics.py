@@ -42,12 +42,13 @@ def _dsa_pairs(items, pairs, p):
     ops = np.stack(items)
     if len(pairs) == 0:
         return PairResult(np.zeros(0))
-    # align the group's pairs together so composition rounds can use every network
-    sub = sorted(set(pairs.ravel().tolist()))
-    all_p, dist, its, g = dsa.all_pairs(ops[sub], p)
-    lookup = {(sub[a], sub[b]): k for k, (a, b) in enumerate(all_p)}
-    k = np.array([lookup[(min(a, b), max(a, b))] for a, b in pairs])
-    return PairResult(dist[k], its[k], 1 - g[k])
+    # only the asked pairs are aligned, together, so composition rounds can route through
+    # every network they connect
+    ordered = np.sort(np.asarray(pairs).reshape(-1, 2), axis=1)
+    uniq, back = np.unique(ordered, axis=0, return_inverse=True)
+    _, dist, its, g = dsa.all_pairs(ops, p, pairs=uniq)
+    back = back.reshape(-1)
+    return PairResult(dist[back], its[back], 1 - g[back])
 
 
 def _each(fn):
@@ -116,8 +117,20 @@ METRICS: dict[str, Metric] = {
 }
 
 
-def resolve(metric: str, params: str | dict | None = None) -> tuple[Metric, Any, str, str]:
-    """(metric, params object, canonical params JSON, cache hash); bad input is RegistryError."""
+#: DSA's `n_delays` and `rank` per task, chosen from the sensitivity check in
+#: docs/dsa_sensitivity.md (`python bench/dsa_sensitivity.py`). They apply when every network of
+#: a group has that task and the caller did not set the parameter; otherwise DSAParams' own.
+DSA_TASK_DEFAULTS: dict[str, dict[str, Any]] = {
+    "flipflop": {"n_delays": 10, "rank": 10},
+}
+
+
+def resolve(
+    metric: str, params: str | dict | None = None, task: str | None = None
+) -> tuple[Metric, Any, str, str]:
+    """(metric, params object, canonical params JSON, cache hash); bad input is RegistryError.
+
+    `task`: the task every compared network shares, if any (selects per-task defaults)."""
     if metric not in METRICS:
         raise RegistryError(f"unknown metric {metric!r} (known: {', '.join(METRICS)})")
     m = METRICS[metric]
@@ -127,6 +140,8 @@ def resolve(metric: str, params: str | dict | None = None) -> tuple[Metric, Any,
         except json.JSONDecodeError as exc:
             raise RegistryError(f"{metric}: parameters are not valid JSON ({exc.msg})") from exc
     params = dict(params or {})
+    if issubclass(m.params_type, dsa.DSAParams) and task in DSA_TASK_DEFAULTS:
+        params = {**DSA_TASK_DEFAULTS[task], **params}
     fields = {f.name for f in dataclasses.fields(m.params_type)}
     unknown = sorted(set(params) - fields)
     if unknown:

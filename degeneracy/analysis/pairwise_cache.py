@@ -24,18 +24,26 @@ class PairwiseCache:
         self.computed = 0  # pairs computed by this object (tests count them)
         self._prepared: dict[tuple[str, str, str], Any] = {}
 
+    def _query(self, sql: str, args: list) -> list[tuple]:
+        if self.con is not None:
+            return self.con.cursor().execute(sql, args).fetchall()
+        with self.registry.connect(read_only=True) as con:
+            return con.execute(sql, args).fetchall()
+
+    def resolve(self, metric_name: str, ids: list[str], params=None):
+        """`metrics.resolve` with the task the networks share (per-task defaults), if one."""
+        tasks = self._query(
+            "SELECT DISTINCT task FROM networks WHERE network_id IN (SELECT unnest(?::VARCHAR[]))",
+            [sorted(set(ids))],
+        )
+        return resolve(metric_name, params, tasks[0][0] if len(tasks) == 1 else None)
+
     def _stored(self, metric: str, key: str, ids: list[str]) -> dict[tuple[str, str], float]:
         sql = (
             "SELECT a, b, distance FROM pairwise WHERE metric = ? AND params_hash = ? "
             "AND a IN (SELECT unnest(?::VARCHAR[])) AND b IN (SELECT unnest(?::VARCHAR[]))"
         )
-        args = [metric, key, ids, ids]
-        if self.con is not None:
-            rows = self.con.cursor().execute(sql, args).fetchall()
-        else:
-            with self.registry.connect(read_only=True) as con:
-                rows = con.execute(sql, args).fetchall()
-        out = {(a, b): d for a, b, d in rows}
+        out = {(a, b): d for a, b, d in self._query(sql, [metric, key, ids, ids])}
         for (m, k, a, b), row in self.pending.items():
             if m == metric and k == key:
                 out[(a, b)] = row[0]
@@ -54,7 +62,7 @@ class PairwiseCache:
 
     def matrix(self, metric_name: str, ids: list[str], params=None) -> np.ndarray:
         """Square (n, n) distance matrix over `ids` (order kept; duplicates allowed)."""
-        metric, obj, text, key = resolve(metric_name, params)
+        metric, obj, text, key = self.resolve(metric_name, ids, params)
         uniq = sorted(set(ids))
         stored = self._stored(metric.name, key, uniq)
         missing = [

@@ -100,6 +100,35 @@ def test_alignment_is_at_least_as_good_as_a_multistart_search():
     assert iters.min() > 0
 
 
+def test_two_starts_with_composition_in_a_larger_group_match_a_multistart_search():
+    n = 12  # >= 8 composition routes per pair: the default takes 2 starts, not 8
+    ops = np.stack([dsa.fit_operator(tanh_net_trajectories(s), P) for s in range(n)])
+    _, d, _, _ = dsa.all_pairs(ops, P)
+    _, d8, _, _ = dsa.all_pairs(ops, dsa.DSAParams(n_delays=4, rank=6, starts=8, rounds=0))
+    ii, jj = np.triu_indices(n, 1)
+    starts = 24
+    a = dsa.normalize(np.repeat(ops[ii], starts, 0))
+    b = dsa.normalize(np.repeat(ops[jj], starts, 0))
+    gen = torch.Generator().manual_seed(0)
+    c0 = torch.linalg.qr(torch.randn(len(a), 6, 6, dtype=torch.float64, generator=gen))[0]
+    _, g_multi, _ = dsa.maximize(a, b, c0)
+    best = np.arccos(np.clip(g_multi.view(len(ii), starts).max(1).values.numpy(), -1, 1))
+    best = np.minimum(best, d8)
+    assert np.all(d <= best + 1e-3), (d - best).max()
+
+
+def test_a_subset_of_pairs_is_aligned_alone_and_matches_the_full_group():
+    ops = np.stack([dsa.fit_operator(tanh_net_trajectories(s), P) for s in range(6)])
+    _, full, _, _ = dsa.all_pairs(ops, P)
+    want = np.array([[0, 3], [2, 5], [4, 5]])
+    pairs, d, _, _ = dsa.all_pairs(ops, P, pairs=want)
+    assert np.array_equal(pairs, want)
+    k = [list(zip(*np.triu_indices(6, 1))).index(tuple(p)) for p in want]
+    np.testing.assert_allclose(d, full[k], atol=1e-3)
+    with pytest.raises(ValueError):
+        dsa.all_pairs(ops, P, pairs=np.array([[3, 1]]))
+
+
 def test_euclidean_score_and_eigenvalue_approximation():
     a = dsa.fit_operator(tanh_net_trajectories(6), P)
     q = np.linalg.qr(np.random.default_rng(7).standard_normal((6, 6)))[0]
@@ -107,3 +136,35 @@ def test_euclidean_score_and_eigenvalue_approximation():
     p = dsa.DSAParams(n_delays=4, rank=6, score="euclidean")
     _, d, _, _ = dsa.all_pairs(np.stack([a, q @ a @ q.T]), p)
     assert d[0] < 1e-4
+
+
+@pytest.mark.parametrize("trials", [8, 1])  # Gram of the columns, and of the rows (short data)
+def test_operator_from_gram_matrix_equals_one_from_a_plain_svd(trials):
+    traj = tanh_net_trajectories(8, trials=trials, steps=30)
+    p = dsa.DSAParams(n_delays=4, rank=5)
+    h = dsa.hankel(traj, 4)
+    flat = h.reshape(-1, h.shape[-1])
+    flat = flat - flat.mean(0)
+    _, s, vt = np.linalg.svd(flat, full_matrices=False)
+    z = flat @ vt[:5].T
+    z = (z * np.sign(z[np.abs(z).argmax(0), np.arange(5)])).reshape(trials, -1, 5)
+    z0, z1 = z[:, :-1].reshape(-1, 5), z[:, 1:].reshape(-1, 5)
+    lam = 1e-3 * np.mean(s[:5] ** 2)
+    want = np.linalg.solve(z0.T @ z0 + lam * np.eye(5), z0.T @ z1).T
+    np.testing.assert_allclose(dsa.fit_operator(traj, p), want, atol=1e-8)
+
+
+def test_fit_quality_of_a_planted_linear_system_and_of_noise():
+    rng = np.random.default_rng(0)
+    theta = 0.3
+    rot = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]]) * 0.99
+    embed = rng.standard_normal((2, 10))
+    x = np.zeros((6, 60, 2))
+    x[:3, 0] = rng.standard_normal((3, 2))
+    x[3:, 0] = -x[:3, 0]  # trials in ± pairs: the embedding's mean is 0, so no affine offset
+    for t in range(1, 60):
+        x[:, t] = x[:, t - 1] @ rot.T
+    kept, r2 = dsa.fit_quality(x @ embed, dsa.DSAParams(n_delays=2, rank=2, ridge=0))
+    assert kept > 1 - 1e-9 and r2 > 1 - 1e-9
+    kept, r2 = dsa.fit_quality(rng.standard_normal((6, 60, 10)), dsa.DSAParams(n_delays=1, rank=4))
+    assert kept < 0.6 and r2 < 0.1

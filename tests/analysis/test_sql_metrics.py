@@ -84,6 +84,25 @@ def test_regrouping_by_a_label_reuses_every_pair_and_new_networks_cost_only_new_
     assert counted["pif"] == 21 + (36 - 21)  # 9 networks: only the 15 new pairs
 
 
+def test_new_networks_cost_dsa_only_the_alignments_of_new_pairs(registry, monkeypatch):
+    from degeneracy.analysis import dsa
+
+    aligned = []  # pairs the optimiser was actually given (not just what the cache asked for)
+    real = dsa.align_pairs
+
+    def counting(a_ops, b_ops, params):
+        aligned.append(len(a_ops))
+        return real(a_ops, b_ops, params)
+
+    monkeypatch.setattr(dsa, "align_pairs", counting)
+    reg = _registry(registry)
+    reg.sql(f"SELECT mean_pairwise('dsa', list(network_id), '{DSA}') FROM networks")
+    assert sum(aligned) == 21
+    reg.write_ensemble(condition(complexity=1), make_records([10, 11], steps=8, rng_seed=3))
+    reg.sql(f"SELECT mean_pairwise('dsa', list(network_id), '{DSA}') FROM networks")
+    assert sum(aligned) == 21 + 15
+
+
 def test_metric_parameters_are_part_of_the_cache_key(registry, counted):
     reg = _registry(registry, 3, 2)
     reg.sql(f"SELECT mean_pairwise('dsa', list(network_id), '{DSA}') FROM networks")
