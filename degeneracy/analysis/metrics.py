@@ -36,6 +36,8 @@ class Metric:
     prepare: Callable[[np.ndarray, Any], Any]
     pairs: Callable[[list, np.ndarray, Any], PairResult]
     doc: str
+    #: per-network fits worth keeping across processes: (kind, the parameters the fit uses)
+    stored_prepare: Callable[[Any], tuple[str, dict]] | None = None
 
 
 def _dsa_pairs(items, pairs, p):
@@ -73,6 +75,16 @@ class DSAMetricParams(dsa.DSAParams):
     probe: str = "id"
 
 
+def _operator_key(p: DSAMetricParams) -> tuple[str, dict]:
+    """What a DSA operator depends on (not the alignment's settings): shared by both metrics."""
+    return "dsa_operator", {
+        "n_delays": p.n_delays,
+        "rank": p.rank,
+        "ridge": p.ridge,
+        "probe": p.probe,
+    }
+
+
 METRICS: dict[str, Metric] = {
     "dsa": Metric(
         "dsa",
@@ -81,6 +93,7 @@ METRICS: dict[str, Metric] = {
         lambda traj, p: dsa.fit_operator(traj, p),
         _dsa_pairs,
         "Dynamical Similarity Analysis: angular Procrustes distance between fitted operators",
+        _operator_key,
     ),
     "dsa_wasserstein": Metric(
         "dsa_wasserstein",
@@ -89,6 +102,7 @@ METRICS: dict[str, Metric] = {
         lambda traj, p: dsa.fit_operator(traj, p),
         _each(dsa.eigen_wasserstein),
         "fast DSA approximation: Wasserstein distance between operator eigenvalues",
+        _operator_key,
     ),
     "pif": Metric(
         "pif",

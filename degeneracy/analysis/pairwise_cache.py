@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from degeneracy.analysis.metrics import resolve
+from degeneracy.registry.ids import params_hash
 
 
 class PairwiseCache:
@@ -21,7 +22,9 @@ class PairwiseCache:
         self.registry = registry
         self.con = con  # a connection (cursor) to read the cache through, else open one
         self.pending: dict[tuple[str, str, str, str], tuple] = {}
+        self.pending_prepared: dict[tuple[str, str, str], np.ndarray] = {}
         self.computed = 0  # pairs computed by this object (tests count them)
+        self.fitted = 0  # per-network fits computed (not read from the `prepared` table)
         self._prepared: dict[tuple[str, str, str], Any] = {}
 
     def _query(self, sql: str, args: list) -> list[tuple]:
@@ -49,15 +52,40 @@ class PairwiseCache:
                 out[(a, b)] = row[0]
         return out
 
+    def _stored_prepared(self, metric, obj, ids: list[str]) -> dict[str, np.ndarray]:
+        """Per-network fits kept by earlier processes (DSA operators), keyed by network id."""
+        if metric.stored_prepare is None or not ids:
+            return {}
+        kind, fit_params = metric.stored_prepare(obj)
+        phash = params_hash({"kind": kind, **fit_params})
+        rows = self._query(
+            "SELECT network_id, rows, cols, value FROM prepared WHERE kind = ? AND params_hash = ? "
+            "AND network_id IN (SELECT unnest(?::VARCHAR[]))",
+            [kind, phash, ids],
+        )
+        return {
+            nid: np.frombuffer(value, dtype=np.float64).reshape(r, c).copy()
+            for nid, r, c, value in rows
+        }
+
     def _load(self, metric, obj, key: str, ids: list[str]) -> list:
         todo = [i for i in ids if (metric.name, key, i) not in self._prepared]
+        for i, arr in self._stored_prepared(metric, obj, todo).items():
+            self._prepared[(metric.name, key, i)] = arr
+        todo = [i for i in todo if (metric.name, key, i) not in self._prepared]
         if todo:
             if metric.source == "weights":
                 arrays = self.registry.load_weights(todo, "W_h", "final")
             else:
                 arrays = self.registry.load_trajectories(todo, obj.probe)
             for i, arr in zip(todo, arrays):
-                self._prepared[(metric.name, key, i)] = metric.prepare(arr, obj)
+                fit = metric.prepare(arr, obj)
+                self._prepared[(metric.name, key, i)] = fit
+                self.fitted += 1
+                if metric.stored_prepare is not None:
+                    kind, fit_params = metric.stored_prepare(obj)
+                    phash = params_hash({"kind": kind, **fit_params})
+                    self.pending_prepared[(kind, phash, i)] = np.asarray(fit, dtype=np.float64)
         return [self._prepared[(metric.name, key, i)] for i in ids]
 
     def matrix(self, metric_name: str, ids: list[str], params=None) -> np.ndarray:
@@ -91,22 +119,35 @@ class PairwiseCache:
         return out
 
     def flush(self) -> int:
-        """Write pending pairs to the catalog (one transaction); returns how many."""
-        if not self.pending:
+        """Write pending pairs and per-network fits to the catalog (one transaction); returns
+        how many pairs."""
+        if not self.pending and not self.pending_prepared:
             return 0
         from degeneracy.registry.connection import open_catalog
 
         rows = [(m, k, a, b, *v) for (m, k, a, b), v in self.pending.items()]
+        fits = [
+            (kind, h, nid, *arr.shape, arr.tobytes())
+            for (kind, h, nid), arr in self.pending_prepared.items()
+        ]
         con = open_catalog(self.registry.layout.catalog, read_only=False)
         try:
             con.execute("BEGIN TRANSACTION")
-            con.executemany(
-                "INSERT OR IGNORE INTO pairwise VALUES (?, ?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP)",
-                rows,
-            )
+            if rows:
+                con.executemany(
+                    "INSERT OR IGNORE INTO pairwise "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP)",
+                    rows,
+                )
+            if fits:
+                con.executemany(
+                    "INSERT OR IGNORE INTO prepared VALUES (?, ?, ?, ?, ?, ?, now()::TIMESTAMP)",
+                    fits,
+                )
             con.execute("COMMIT")
         finally:
             con.close()
         n = len(rows)
         self.pending.clear()
+        self.pending_prepared.clear()
         return n

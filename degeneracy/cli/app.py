@@ -142,7 +142,7 @@ def query(
 ) -> None:
     """Run a read-only SQL query over the registry's tables and views.
 
-    Tables: networks, ensembles, sweeps, labels, pairwise, results. Views: weights,
+    Tables: networks, ensembles, sweeps, labels, pairwise, prepared, results. Views: weights,
     trajectories, outputs, curves (the Parquet data), networks_labeled (labels as columns).
 
     Example: `degeneracy query "SELECT task, avg(final_loss) FROM networks GROUP BY ALL" -f csv`

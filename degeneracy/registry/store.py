@@ -291,7 +291,15 @@ class Registry:
         with self.connect(read_only=True) as con:
             counts = {
                 t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-                for t in ("networks", "ensembles", "sweeps", "labels", "pairwise", "results")
+                for t in (
+                    "networks",
+                    "ensembles",
+                    "sweeps",
+                    "labels",
+                    "pairwise",
+                    "prepared",
+                    "results",
+                )
             }
             version = ddl.stored_version(con)
         sizes = {k: sum(p.stat().st_size for p in v) for k, v in self.layout.data_files().items()}

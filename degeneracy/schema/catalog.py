@@ -14,7 +14,7 @@ import duckdb
 from degeneracy.schema.kinds import ARRAY_KINDS
 
 #: Bump when the catalog layout changes, and add a migration from the previous version.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _DUCK_TYPES = {
     "string": "VARCHAR",
@@ -24,6 +24,7 @@ _DUCK_TYPES = {
     "float": "FLOAT",
     "bool": "BOOLEAN",
     "timestamp[us]": "TIMESTAMP",
+    "binary": "BLOB",
 }
 
 
@@ -87,8 +88,14 @@ def create_catalog(con: duckdb.DuckDBPyConnection, data_dir: str) -> None:
     create_views(con, data_dir)
 
 
+def _add_prepared(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(table_ddl("prepared"))
+
+
 #: version v -> function migrating a catalog from v to v + 1 (runs inside one transaction).
-MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {}
+MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {
+    1: _add_prepared,  # 2: per-network fits (DSA operators) kept across processes
+}
 
 
 def stored_version(con: duckdb.DuckDBPyConnection) -> int:

@@ -81,6 +81,18 @@ PAIRWISE = pa.schema(
     ]
 )
 
+PREPARED = pa.schema(  # per-network fits a metric reuses (DSA operators), as float64 bytes
+    [
+        pa.field("kind", pa.string(), nullable=False),
+        pa.field("params_hash", pa.string(), nullable=False),
+        pa.field("network_id", pa.string(), nullable=False),
+        pa.field("rows", pa.int32(), nullable=False),
+        pa.field("cols", pa.int32(), nullable=False),
+        pa.field("value", pa.binary(), nullable=False),
+        pa.field("created_at", TS, nullable=False),
+    ]
+)
+
 RESULTS = pa.schema(
     [
         pa.field("metric", pa.string(), nullable=False),
@@ -112,6 +124,7 @@ TABLES: dict[str, tuple[pa.Schema, tuple[str, ...]]] = {
     "sweeps": (SWEEPS, ("sweep_id",)),
     "labels": (LABELS, ("network_id", "name")),
     "pairwise": (PAIRWISE, ("metric", "params_hash", "a", "b")),
+    "prepared": (PREPARED, ("kind", "params_hash", "network_id")),
     "results": (RESULTS, ("metric", "params_hash", "group_key")),
     "meta": (META, ("key",)),
     "schema_version": (SCHEMA_VERSION_TABLE, ()),

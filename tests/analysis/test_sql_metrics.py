@@ -103,6 +103,40 @@ def test_new_networks_cost_dsa_only_the_alignments_of_new_pairs(registry, monkey
     assert sum(aligned) == 21 + 15
 
 
+def test_dsa_operators_are_fitted_once_and_kept_across_processes(registry, monkeypatch):
+    from degeneracy.analysis import dsa
+    from degeneracy.registry.store import Registry
+
+    fits = []
+    real = dsa.fit_operator
+
+    def counting(traj, params):
+        fits.append(1)
+        return real(traj, params)
+
+    monkeypatch.setattr(dsa, "fit_operator", counting)
+    reg = _registry(registry)
+    reg.sql(f"SELECT mean_pairwise('dsa', list(network_id), '{DSA}') FROM networks")
+    assert len(fits) == 7
+    assert reg.sql("SELECT count(*) AS n FROM prepared")["n"][0] == 7
+    # a new Registry object has an empty in-memory cache, like a new process
+    again = Registry.open(reg.root)
+    tighter = json.dumps({**json.loads(DSA), "tol": 1e-10})  # new pairs, same operators
+    again.sql(f"SELECT mean_pairwise('dsa', list(network_id), '{tighter}') FROM networks")
+    again.sql(f"SELECT mean_pairwise('dsa_wasserstein', list(network_id), '{DSA}') FROM networks")
+    assert len(fits) == 7
+    # other fit parameters are other operators; a stored one equals a fresh fit
+    other = json.dumps({**json.loads(DSA), "rank": 3})
+    again.sql(f"SELECT mean_pairwise('dsa', list(network_id), '{other}') FROM networks")
+    assert len(fits) == 14
+    nid, rows, cols, value = again.sql(
+        "SELECT network_id, rows, cols, value FROM prepared WHERE rows = 4 LIMIT 1"
+    ).row(0)
+    stored = np.frombuffer(value, dtype=np.float64).reshape(rows, cols)
+    traj = again.load_trajectories([nid], "id")[0]
+    np.testing.assert_array_equal(stored, real(traj, dsa.DSAParams(n_delays=2, rank=4)))
+
+
 def test_metric_parameters_are_part_of_the_cache_key(registry, counted):
     reg = _registry(registry, 3, 2)
     reg.sql(f"SELECT mean_pairwise('dsa', list(network_id), '{DSA}') FROM networks")

@@ -50,6 +50,18 @@ def test_an_older_schema_is_migrated_in_place(filled, monkeypatch):
     assert reg.sql("SELECT count(*) AS n FROM networks_labeled")["n"][0] == 6
 
 
+def test_a_version_1_catalog_gains_the_prepared_table_and_keeps_its_data(filled):
+    con = duckdb.connect(str(filled.layout.catalog))
+    con.execute("DROP TABLE prepared")
+    con.close()
+    _set_version(filled, 1)
+    before = filled.sql("SELECT network_id FROM networks ORDER BY 1")
+    reg = Registry.open(filled.root)
+    assert reg.info()["schema_version"] == 2
+    assert reg.sql("SELECT count(*) AS n FROM prepared")["n"][0] == 0
+    assert reg.sql("SELECT network_id FROM networks ORDER BY 1").equals(before)
+
+
 def test_a_failing_migration_changes_nothing(filled, monkeypatch):
     def half_then_fail(con):
         con.execute("ALTER TABLE networks ADD COLUMN notes VARCHAR")
