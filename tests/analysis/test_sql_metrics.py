@@ -192,3 +192,31 @@ def test_analyze_and_distances_commands(registry, tmp_path):
         run_cli("distances", "--metric", "pif", "--where", "seed > 99", registry=reg.root),
         "at least 2",
     )
+
+
+def test_dsa_takes_the_groups_task_defaults_unless_parameters_are_given(registry, monkeypatch):
+    from degeneracy.analysis.pairwise_cache import PairwiseCache
+
+    monkeypatch.setitem(metrics.DSA_TASK_DEFAULTS, "flipflop", {"n_delays": 3, "rank": 2})
+    monkeypatch.setitem(metrics.DSA_TASK_DEFAULTS, "sine", {"n_delays": 4, "rank": 3})
+    registry.write_ensemble(condition(), make_records(range(3), steps=8, rng_seed=1))
+    registry.write_ensemble(condition("sine"), make_records(range(2), steps=8, rng_seed=2))
+    tasks = registry.sql("SELECT task, list(network_id) AS ids FROM networks GROUP BY 1 ORDER BY 1")
+    flip, sine = (list(x) for x in tasks["ids"])
+    cache = PairwiseCache(registry)
+    _, p, _, _ = cache.resolve("dsa", flip)
+    assert (p.n_delays, p.rank) == (3, 2)
+    _, p, _, _ = cache.resolve("dsa", sine)
+    assert (p.n_delays, p.rank) == (4, 3)
+    _, p, _, _ = cache.resolve("dsa", flip, {"rank": 5})
+    assert (p.n_delays, p.rank) == (3, 5)  # given parameters win, the rest stay per task
+    _, p, _, _ = cache.resolve("dsa", flip + sine)  # mixed tasks: the shared defaults
+    assert (p.n_delays, p.rank) == (
+        metrics.DSAMetricParams().n_delays,
+        metrics.DSAMetricParams().rank,
+    )
+    # and what is stored says which parameters were used
+    registry.sql("SELECT task, mean_pairwise('dsa', list(network_id)) FROM networks GROUP BY 1")
+    used = registry.sql("SELECT DISTINCT extra FROM pairwise WHERE metric = 'dsa'")["extra"]
+    ranks = sorted(json.loads(e)["params"]["rank"] for e in used)
+    assert ranks == [2, 3]
