@@ -54,7 +54,7 @@ def main() -> None:
     try:
         import DSA  # noqa: F401
     except ImportError:
-        raise SystemExit("the reference package is not installed: pip install dsa-metric")
+        raise SystemExit("the reference package is not installed: pip install dsa-metric") from None
     torch.set_num_threads(2)
     p = dsa.DSAParams(n_delays=10, rank=args.rank)
     trajs = [trajectories(s, 64) for s in range(args.networks)]

@@ -132,10 +132,14 @@ METRICS: dict[str, Metric] = {
 
 
 #: DSA's `n_delays` and `rank` per task, chosen from the sensitivity check in
-#: docs/dsa_sensitivity.md (`python bench/dsa_sensitivity.py`). They apply when every network of
-#: a group has that task and the caller did not set the parameter; otherwise DSAParams' own.
+#: docs/dsa_sensitivity.md (`python bench/dsa_sensitivity.py`): 10 delays and the smallest rank
+#: keeping >= 80 % of the delay embedding's variance with one-step R² >= 0.95. They apply when
+#: every network of a group has that task and the caller did not set the parameter.
 DSA_TASK_DEFAULTS: dict[str, dict[str, Any]] = {
     "flipflop": {"n_delays": 10, "rank": 10},
+    "delayed_discrimination": {"n_delays": 10, "rank": 10},
+    "path_integration": {"n_delays": 10, "rank": 5},
+    "sine": {"n_delays": 10, "rank": 5},
 }
 
 
