@@ -253,6 +253,22 @@ def _starts(r: int, n: int, dtype, device) -> torch.Tensor:
     return torch.stack(out)
 
 
+def resolve_device(device: str | None) -> torch.device:
+    """None or "auto": CUDA when available, else the CPU."""
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _solve(a, b, c0, params: DSAParams, device: str | None):
+    """`maximize` on `device` (the batch moves there and back; bookkeeping stays on the CPU)."""
+    dev = resolve_device(device)
+    c, g, it = maximize(
+        a.to(dev), b.to(dev), c0.to(dev), params.tol, params.max_iter, params.max_cg
+    )
+    return c.cpu(), g.cpu(), it.cpu()
+
+
 def normalize(ops: np.ndarray) -> torch.Tensor:
     t = torch.as_tensor(np.asarray(ops), dtype=torch.float64)
     return t / torch.linalg.matrix_norm(t).clamp(min=1e-300)[..., None, None]
@@ -267,7 +283,9 @@ class Alignment:
     iterations: np.ndarray
 
 
-def align_pairs(a_ops: np.ndarray, b_ops: np.ndarray, params: DSAParams = DSAParams()) -> Alignment:
+def align_pairs(
+    a_ops: np.ndarray, b_ops: np.ndarray, params: DSAParams = DSAParams(), device: str | None = None
+) -> Alignment:
     """Best C for each (A_p, B_p), from `params.starts` (0: 8) starts covering both
     determinants."""
     a, b = normalize(a_ops), normalize(b_ops)
@@ -277,7 +295,7 @@ def align_pairs(a_ops: np.ndarray, b_ops: np.ndarray, params: DSAParams = DSAPar
     aa = a.repeat(s, 1, 1)
     bb = b.repeat(s, 1, 1)
     c0 = starts.repeat_interleave(p, 0)
-    c, g, it = maximize(aa, bb, c0, params.tol, params.max_iter, params.max_cg)
+    c, g, it = _solve(aa, bb, c0, params, device)
     best = g.view(s, p).argmax(0)
     pick = best * p + torch.arange(p)
     its = it.view(s, p).sum(0)
@@ -294,13 +312,19 @@ def score(a_ops: np.ndarray, b_ops: np.ndarray, al: Alignment, kind: str) -> np.
     return torch.linalg.matrix_norm(diff).numpy()
 
 
-def all_pairs(ops: np.ndarray, params: DSAParams = DSAParams(), pairs: np.ndarray | None = None):
+def all_pairs(
+    ops: np.ndarray,
+    params: DSAParams = DSAParams(),
+    pairs: np.ndarray | None = None,
+    device: str | None = None,
+):
     """Distances for the pairs (i, j), i < j, of a group of operators (n, r, r): every pair by
     default, else only the given ones (e.g. the pairs a cache is missing).
 
     Returns (pairs (m, 2), distances (m,), iterations (m,), g (m,)). With three or more networks,
     `params.rounds` composition rounds reseed each pair from C_ik C_kj (through every k whose
-    pairs with i and j are among those computed) and keep improvements.
+    pairs with i and j are among those computed) and keep improvements. The Newton batches run
+    on `device` (default: CUDA when available; the small bookkeeping stays on the CPU).
     """
     n = ops.shape[0]
     if pairs is None:
@@ -317,7 +341,7 @@ def all_pairs(ops: np.ndarray, params: DSAParams = DSAParams(), pairs: np.ndarra
         routes = (known @ known)[ii, jj]  # networks k with both (i, k) and (k, j) computed
         many = params.rounds > 0 and np.median(routes) >= 8
         params = dataclasses.replace(params, starts=2 if many else 8)
-    al = align_pairs(ops[ii], ops[jj], params)
+    al = align_pairs(ops[ii], ops[jj], params, device)
     g = torch.as_tensor(al.g)
     c = torch.as_tensor(al.c)
     iters = torch.as_tensor(al.iterations)
@@ -325,14 +349,14 @@ def all_pairs(ops: np.ndarray, params: DSAParams = DSAParams(), pairs: np.ndarra
         a = normalize(ops)
         changed = torch.ones(len(ii), dtype=torch.bool)
         for _ in range(params.rounds):
-            changed = _compose_round(a, ii, jj, c, g, iters, params, changed)
+            changed = _compose_round(a, ii, jj, c, g, iters, params, changed, device)
             if not bool(changed.any()):
                 break
     dist = score(ops[ii], ops[jj], Alignment(g.numpy(), c.numpy(), iters.numpy()), params.score)
     return pairs, dist, iters.numpy(), g.numpy()
 
 
-def _compose_round(a, ii, jj, c, g, iters, params, changed, top=3) -> torch.Tensor:
+def _compose_round(a, ii, jj, c, g, iters, params, changed, device, top=3) -> torch.Tensor:
     """Seed every pair from its best three compositions C_ik C_kj; keep what improves.
 
     Only compositions through a pair that `changed` in the previous round are run again: the
@@ -369,9 +393,7 @@ def _compose_round(a, ii, jj, c, g, iters, params, changed, top=3) -> torch.Tens
         return improved
     cc = torch.cat(cand_c)
     pp = torch.as_tensor(cand_pair)
-    c_new, g_new, it = maximize(
-        a[ii][pp], a[jj][pp], cc, params.tol, params.max_iter, params.max_cg
-    )
+    c_new, g_new, it = _solve(a[ii][pp], a[jj][pp], cc, params, device)
     iters.index_add_(0, pp, it)
     # per pair, its best candidate (the first row reaching the pair's maximum)
     m = len(ii)

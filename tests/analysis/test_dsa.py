@@ -79,6 +79,8 @@ def test_symmetric_and_batched_equals_single_pair():
     ops = np.stack([dsa.fit_operator(tanh_net_trajectories(s), P) for s in range(4)])
     p0 = dsa.DSAParams(n_delays=4, rank=6, rounds=0)
     _, batched, _, _ = dsa.all_pairs(ops, p0)
+    _, on_cpu, _, _ = dsa.all_pairs(ops, p0, device="cpu")  # the default picks CUDA if present
+    np.testing.assert_allclose(batched, on_cpu, atol=1e-9)
     single = [dsa.all_pairs(ops[[i, j]], p0)[1][0] for i, j in zip(*np.triu_indices(4, 1))]
     np.testing.assert_allclose(batched, single, atol=1e-9)
     back = [dsa.all_pairs(ops[[j, i]], p0)[1][0] for i, j in zip(*np.triu_indices(4, 1))]
