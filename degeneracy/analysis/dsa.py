@@ -339,7 +339,7 @@ def all_pairs(
         known = np.zeros((n, n))
         known[ii, jj] = known[jj, ii] = 1
         routes = (known @ known)[ii, jj]  # networks k with both (i, k) and (k, j) computed
-        many = params.rounds > 0 and np.median(routes) >= 8
+        many = params.rounds > 0 and routes.min() >= 8
         params = dataclasses.replace(params, starts=2 if many else 8)
     al = align_pairs(ops[ii], ops[jj], params, device)
     g = torch.as_tensor(al.g)
@@ -348,20 +348,21 @@ def all_pairs(
     if n >= 3 and params.rounds > 0:
         a = normalize(ops)
         changed = torch.ones(len(ii), dtype=torch.bool)
+        tried = torch.zeros(len(ii), n, dtype=torch.bool)  # seed (pair, k) run as it is now
         for _ in range(params.rounds):
-            changed = _compose_round(a, ii, jj, c, g, iters, params, changed, device)
+            changed = _compose_round(a, ii, jj, c, g, iters, params, changed, tried, device)
             if not bool(changed.any()):
                 break
     dist = score(ops[ii], ops[jj], Alignment(g.numpy(), c.numpy(), iters.numpy()), params.score)
     return pairs, dist, iters.numpy(), g.numpy()
 
 
-def _compose_round(a, ii, jj, c, g, iters, params, changed, device, top=3) -> torch.Tensor:
+def _compose_round(a, ii, jj, c, g, iters, params, changed, tried, device, top=3) -> torch.Tensor:
     """Seed every pair from its best three compositions C_ik C_kj; keep what improves.
 
-    Only compositions through a pair that `changed` in the previous round are run again: the
-    others are the very seeds already tried, so Newton would return what was already kept.
-    Returns which pairs improved."""
+    A composition already run while neither C_ik nor C_kj has changed since (`tried`) is not
+    run again: Newton would return what was already kept, so this equals rerunning the top
+    three every round. Returns which pairs improved."""
     n = a.shape[0]
     r = a.shape[-1]
     ii_t, jj_t = torch.as_tensor(ii), torch.as_tensor(jj)
@@ -379,13 +380,14 @@ def _compose_round(a, ii, jj, c, g, iters, params, changed, device, top=3) -> to
         ks = idx[(idx != i) & (idx != j) & known[i] & known[:, j]]
         if len(ks) == 0:
             continue
-        fresh = moved[i, ks] | moved[ks, j]
-        if not bool(fresh.any()):
+        tried[p, ks[moved[i, ks] | moved[ks, j]]] = False  # a changed route is a new seed
+        if bool(tried[p, ks].all()):
             continue
         comp = full[i, ks] @ full[ks, j]  # (n-2, r, r)
         gk = objective(a[i].expand_as(comp), a[j].expand_as(comp), comp)
         best = torch.topk(gk, min(top, len(ks))).indices
-        best = best[fresh[best]]
+        best = best[~tried[p, ks[best]]]
+        tried[p, ks[best]] = True
         cand_c.append(comp[best])
         cand_pair += [p] * len(best)
     improved = torch.zeros(len(ii), dtype=torch.bool)

@@ -78,6 +78,7 @@ class DSAMetricParams(dsa.DSAParams):
 def _operator_key(p: DSAMetricParams) -> tuple[str, dict]:
     """What a DSA operator depends on (not the alignment's settings): shared by both metrics."""
     return "dsa_operator", {
+        "fit": "gram-1",  # bump when fit_operator's method changes: stored operators then refit
         "n_delays": p.n_delays,
         "rank": p.rank,
         "ridge": p.ridge,
@@ -134,7 +135,9 @@ METRICS: dict[str, Metric] = {
 #: DSA's `n_delays` and `rank` per task, chosen from the sensitivity check in
 #: docs/dsa_sensitivity.md (`python bench/dsa_sensitivity.py`): 10 delays and the smallest rank
 #: keeping >= 80 % of the delay embedding's variance with one-step R² >= 0.95. They apply when
-#: every network of a group has that task and the caller did not set the parameter.
+#: every network of one call (a group for `mean_pairwise`, the two for `dsa_distance`) has that
+#: task and the caller did not set the parameter; calls over mixed tasks use DSAParams' own, so
+#: pass explicit parameters to compare across tasks.
 DSA_TASK_DEFAULTS: dict[str, dict[str, Any]] = {
     "flipflop": {"n_delays": 10, "rank": 10},
     "delayed_discrimination": {"n_delays": 10, "rank": 10},

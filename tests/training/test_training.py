@@ -51,6 +51,64 @@ def test_hand_written_bptt_gradients_equal_autograd(use_states, use_outputs):
         assert torch.allclose(a, b, atol=1e-12), (a - b).abs().max()
 
 
+def test_training_path_reuses_its_workspace_across_ensemble_sizes_and_matches_autograd():
+    from degeneracy.training.model import forward_autograd
+    from degeneracy.training.recurrence import Workspace
+
+    spec = ModelSpec(3, 2, 10)
+    ws = Workspace()  # what train_ensemble does: one workspace, outputs only, K shrinking
+    for k in (4, 3, 3, 1):
+        params = {
+            n: v.double().requires_grad_() for n, v in init_params(spec, list(range(k))).items()
+        }
+        x = torch.randn(k, 5, 7, 3, dtype=torch.float64)
+        weights = torch.randn(k, 5, 7, 2, dtype=torch.float64)
+        rates, y = forward(spec, params, x, ws, states=False)
+        assert rates is None
+        ours = torch.autograd.grad((y * weights).sum(), list(params.values()))
+        _, y_ref = forward_autograd(spec, params, x)
+        ref = torch.autograd.grad((y_ref * weights).sum(), list(params.values()))
+        for a, b in zip(ours, ref):
+            assert torch.allclose(a, b, atol=1e-12), (a - b).abs().max()
+
+
+def test_float32_gradients_are_as_accurate_as_autograds():
+    """In float32 the folded form (h = 2r - 1) must not lose precision: compare both float32
+    results with a float64 reference, at a realistic size."""
+    from degeneracy.training.model import forward_autograd
+    from degeneracy.training.recurrence import Workspace
+
+    spec = ModelSpec(3, 3, 64)
+    p32 = init_params(spec, [0, 1])
+    x = torch.randn(2, 16, 100, 3)
+    w = torch.randn(2, 16, 100, 3)
+
+    def grads(fwd, dtype, **kw):
+        params = {n: v.to(dtype).requires_grad_() for n, v in p32.items()}
+        _, y = fwd(spec, params, x.to(dtype), **kw)
+        return torch.autograd.grad((y * w.to(dtype)).sum(), list(params.values()))
+
+    ref = grads(forward_autograd, torch.float64)
+    ours = grads(forward, torch.float32, workspace=Workspace(), states=False)
+    auto = grads(forward_autograd, torch.float32)
+    for r, o, a in zip(ref, ours, auto):
+        err_ours = (o.double() - r).norm() / r.norm()
+        err_auto = (a.double() - r).norm() / r.norm()
+        assert err_ours < max(4 * err_auto, 1e-6), (err_ours, err_auto)
+
+
+def test_a_workspace_reused_before_backward_is_an_error_not_wrong_gradients():
+    from degeneracy.training.recurrence import Workspace
+
+    spec = ModelSpec(3, 2, 8)
+    params = {n: v.requires_grad_() for n, v in init_params(spec, [0, 1]).items()}
+    ws, x = Workspace(), torch.randn(2, 4, 6, 3)
+    _, y1 = forward(spec, params, x, ws, states=False)
+    forward(spec, params, x, ws, states=False)
+    with pytest.raises(RuntimeError, match="reused"):
+        torch.autograd.grad(y1.sum(), list(params.values()))
+
+
 def test_mup_forward_matches_its_equation():
     spec = ModelSpec(2, 1, 6, regime="mup", gamma=2.0, tau=0.1)
     p = init_params(spec, [1])
