@@ -107,10 +107,18 @@ def test_alignment_is_at_least_as_good_as_a_multistart_search():
     assert iters.min() > 0
 
 
-def test_two_starts_with_composition_in_a_larger_group_match_a_multistart_search():
+def test_two_starts_with_composition_in_a_larger_group_match_a_multistart_search(monkeypatch):
     n = 12  # >= 8 composition routes per pair: the default takes 2 starts, not 8
     ops = np.stack([dsa.fit_operator(tanh_net_trajectories(s), P) for s in range(n)])
+    used, real = [], dsa.align_pairs
+    monkeypatch.setattr(
+        dsa, "align_pairs", lambda a, b, p, *rest: used.append(p.starts) or real(a, b, p, *rest)
+    )
     _, d, _, _ = dsa.all_pairs(ops, P)
+    assert used == [2]
+    dsa.all_pairs(ops[:9], P)  # 7 routes per pair: 8 starts
+    dsa.all_pairs(ops, P, pairs=np.array([[0, 1], [0, 2], [1, 2]]))  # 1 route each: 8 starts
+    assert used == [2, 8, 8]
     _, d8, _, _ = dsa.all_pairs(ops, dsa.DSAParams(n_delays=4, rank=6, starts=8, rounds=0))
     best = np.minimum(multistart(ops), d8)
     assert np.all(d <= best + 1e-3), (d - best).max()

@@ -220,3 +220,10 @@ def test_dsa_takes_the_groups_task_defaults_unless_parameters_are_given(registry
     used = registry.sql("SELECT DISTINCT extra FROM pairwise WHERE metric = 'dsa'")["extra"]
     ranks = sorted(json.loads(e)["params"]["rank"] for e in used)
     assert ranks == [2, 3]
+    # analyze records, per group, the parameters it used
+    from degeneracy.analysis.analyze import analyze
+
+    analyze(registry, ["dsa"], group_by=["task"], converged_only=False, kernel=False)
+    stored = registry.sql("SELECT group_key, params FROM results WHERE metric = 'dsa'")
+    by_task = {json.loads(k)["task"]: json.loads(p)["rank"] for k, p in stored.iter_rows()}
+    assert by_task == {"flipflop": 2, "sine": 3}
