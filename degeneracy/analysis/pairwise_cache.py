@@ -24,8 +24,8 @@ class PairwiseCache:
         self.pending: dict[tuple[str, str, str, str], tuple] = {}
         self.pending_prepared: dict[tuple[str, str, str], np.ndarray] = {}
         self.computed = 0  # pairs computed by this object (tests count them)
-        self.fitted = 0  # per-network fits computed (not read from the `prepared` table)
         self._prepared: dict[tuple[str, str, str], Any] = {}
+        self._tasks: dict[tuple[str, ...], str | None] = {}
 
     def _query(self, sql: str, args: list) -> list[tuple]:
         if self.con is not None:
@@ -35,11 +35,15 @@ class PairwiseCache:
 
     def resolve(self, metric_name: str, ids: list[str], params=None):
         """`metrics.resolve` with the task the networks share (per-task defaults), if one."""
-        tasks = self._query(
-            "SELECT DISTINCT task FROM networks WHERE network_id IN (SELECT unnest(?::VARCHAR[]))",
-            [sorted(set(ids))],
-        )
-        return resolve(metric_name, params, tasks[0][0] if len(tasks) == 1 else None)
+        group = tuple(sorted(set(ids)))
+        if group not in self._tasks:  # looked up once per group (analyze, then its matrix)
+            tasks = self._query(
+                "SELECT DISTINCT task FROM networks "
+                "WHERE network_id IN (SELECT unnest(?::VARCHAR[]))",
+                [list(group)],
+            )
+            self._tasks[group] = tasks[0][0] if len(tasks) == 1 else None
+        return resolve(metric_name, params, self._tasks[group])
 
     def _stored(self, metric: str, key: str, ids: list[str]) -> dict[tuple[str, str], float]:
         sql = (
@@ -52,12 +56,19 @@ class PairwiseCache:
                 out[(a, b)] = row[0]
         return out
 
-    def _stored_prepared(self, metric, obj, ids: list[str]) -> dict[str, np.ndarray]:
-        """Per-network fits kept by earlier processes (DSA operators), keyed by network id."""
-        if metric.stored_prepare is None or not ids:
-            return {}
+    @staticmethod
+    def _prepared_key(metric, obj) -> tuple[str, str] | None:
+        """(kind, hash of the fit's parameters) for fits kept in `prepared`, else None."""
+        if metric.stored_prepare is None:
+            return None
         kind, fit_params = metric.stored_prepare(obj)
-        phash = params_hash({"kind": kind, **fit_params})
+        return kind, params_hash({"kind": kind, **fit_params})
+
+    def _stored_prepared(self, stored_key, ids: list[str]) -> dict[str, np.ndarray]:
+        """Per-network fits kept by earlier processes (DSA operators), keyed by network id."""
+        if stored_key is None or not ids:
+            return {}
+        kind, phash = stored_key
         rows = self._query(
             "SELECT network_id, rows, cols, value FROM prepared WHERE kind = ? AND params_hash = ? "
             "AND network_id IN (SELECT unnest(?::VARCHAR[]))",
@@ -70,7 +81,8 @@ class PairwiseCache:
 
     def _load(self, metric, obj, key: str, ids: list[str]) -> list:
         todo = [i for i in ids if (metric.name, key, i) not in self._prepared]
-        for i, arr in self._stored_prepared(metric, obj, todo).items():
+        stored_key = self._prepared_key(metric, obj)
+        for i, arr in self._stored_prepared(stored_key, todo).items():
             self._prepared[(metric.name, key, i)] = arr
         todo = [i for i in todo if (metric.name, key, i) not in self._prepared]
         if todo:
@@ -81,11 +93,8 @@ class PairwiseCache:
             for i, arr in zip(todo, arrays):
                 fit = metric.prepare(arr, obj)
                 self._prepared[(metric.name, key, i)] = fit
-                self.fitted += 1
-                if metric.stored_prepare is not None:
-                    kind, fit_params = metric.stored_prepare(obj)
-                    phash = params_hash({"kind": kind, **fit_params})
-                    self.pending_prepared[(kind, phash, i)] = np.asarray(fit, dtype=np.float64)
+                if stored_key is not None:
+                    self.pending_prepared[(*stored_key, i)] = np.asarray(fit, dtype=np.float64)
         return [self._prepared[(metric.name, key, i)] for i in ids]
 
     def matrix(self, metric_name: str, ids: list[str], params=None) -> np.ndarray:
