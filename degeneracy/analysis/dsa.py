@@ -335,11 +335,12 @@ def all_pairs(
     ii, jj = pairs[:, 0], pairs[:, 1]
     if len(pairs) == 0:
         return pairs, np.zeros(0), np.zeros(0, np.int64), np.zeros(0)
+    known = torch.zeros(n, n, dtype=torch.bool)  # the pairs computed, both ways
+    known[ii, jj] = known[jj, ii] = True
     if params.starts == 0:
-        known = np.zeros((n, n))
-        known[ii, jj] = known[jj, ii] = 1
-        routes = (known @ known)[ii, jj]  # networks k with both (i, k) and (k, j) computed
-        many = params.rounds > 0 and routes.min() >= 8
+        adjacency = known.to(torch.float64)
+        routes = (adjacency @ adjacency)[ii, jj]  # networks k with (i, k) and (k, j) computed
+        many = params.rounds > 0 and bool(routes.min() >= 8)
         params = dataclasses.replace(params, starts=2 if many else 8)
     al = align_pairs(ops[ii], ops[jj], params, device)
     g = torch.as_tensor(al.g)
@@ -350,14 +351,16 @@ def all_pairs(
         changed = torch.ones(len(ii), dtype=torch.bool)
         tried = torch.zeros(len(ii), n, dtype=torch.bool)  # seed (pair, k) run as it is now
         for _ in range(params.rounds):
-            changed = _compose_round(a, ii, jj, c, g, iters, params, changed, tried, device)
+            changed = _compose_round(a, ii, jj, known, c, g, iters, params, changed, tried, device)
             if not bool(changed.any()):
                 break
     dist = score(ops[ii], ops[jj], Alignment(g.numpy(), c.numpy(), iters.numpy()), params.score)
     return pairs, dist, iters.numpy(), g.numpy()
 
 
-def _compose_round(a, ii, jj, c, g, iters, params, changed, tried, device, top=3) -> torch.Tensor:
+def _compose_round(
+    a, ii, jj, known, c, g, iters, params, changed, tried, device, top=3
+) -> torch.Tensor:
     """Seed every pair from its best three compositions C_ik C_kj; keep what improves.
 
     A composition already run while neither C_ik nor C_kj has changed since (`tried`) is not
@@ -369,8 +372,6 @@ def _compose_round(a, ii, jj, c, g, iters, params, changed, tried, device, top=3
     full = torch.zeros(n, n, r, r, dtype=a.dtype)
     full[ii_t, jj_t] = c
     full[jj_t, ii_t] = c.transpose(-1, -2)
-    known = torch.zeros(n, n, dtype=torch.bool)
-    known[ii_t, jj_t] = known[jj_t, ii_t] = True
     moved = torch.zeros(n, n, dtype=torch.bool)
     moved[ii_t, jj_t] = changed
     moved[jj_t, ii_t] = changed
