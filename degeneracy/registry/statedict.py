@@ -28,6 +28,7 @@ import numpy as np
 
 from degeneracy.registry.errors import RegistryError
 from degeneracy.registry.records import CONDITION_FIELDS, Condition, NetworkRecord
+from degeneracy.registry.validate import check_keys
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -61,12 +62,7 @@ def read_sidecar(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise RegistryError(f"{path}: expected a table of settings")
     known = {*CONDITION_FIELDS, "factors", "seed", "init", "names", *_SUMMARY}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise RegistryError(f"{path}: unknown key(s) {', '.join(unknown)}")
-    for key in ("task", "seed"):
-        if key not in data:
-            raise RegistryError(f"{path}: missing required key {key!r}")
+    check_keys(str(path), data, known, ("task", "seed"))
     return data
 
 

@@ -15,6 +15,16 @@ _PARAM = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 _PROBE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
+def check_keys(source: str, data: dict, allowed, required) -> None:
+    """A settings table (TOML/JSON) has no unknown keys and every required one."""
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        raise RegistryError(f"{source}: unknown key(s) {', '.join(unknown)}")
+    for key in required:
+        if key not in data:
+            raise RegistryError(f"{source}: missing required key {key!r}")
+
+
 def _check_array(value: object, where: str) -> np.ndarray:
     if not isinstance(value, np.ndarray):
         raise RegistryError(f"{where}: expected an array, got {type(value).__name__}")

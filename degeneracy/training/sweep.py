@@ -27,6 +27,7 @@ from typing import Any
 
 from degeneracy.registry.errors import RegistryError
 from degeneracy.registry.ids import digest, network_id
+from degeneracy.registry.validate import check_keys
 from degeneracy.tasks import TaskError, make_task
 from degeneracy.training.trainer import Experiment, ProgressFn, TrainConfig, train_ensemble
 
@@ -117,12 +118,7 @@ def parse_spec(text: str, source: str = "spec") -> tuple[str, list[Job]]:
         spec = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise RegistryError(f"{source}: not valid TOML ({exc})") from exc
-    unknown = sorted(set(spec) - TOP_KEYS)
-    if unknown:
-        raise RegistryError(f"{source}: unknown key(s) {', '.join(unknown)}")
-    for key in ("task", "hidden"):
-        if key not in spec:
-            raise RegistryError(f"{source}: missing required key {key!r}")
+    check_keys(source, spec, TOP_KEYS, ("task", "hidden"))
     seeds = spec.get("seeds", 8)
     seeds = list(range(seeds)) if isinstance(seeds, int) else seeds
     if not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
