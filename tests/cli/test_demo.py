@@ -23,5 +23,12 @@ def test_quick_demo_runs_end_to_end_and_reruns_for_free(tmp_path):
     after = reg.sql("SELECT network_id, created_at FROM networks ORDER BY network_id")
     assert before.equals(after)  # nothing retrained
     assert re.search(r"\((\d+) s\)", r.stdout)
-    # demo table (by complexity) and report (by task, complexity): replaced, not duplicated
-    assert reg.sql("SELECT count(*) AS n FROM results WHERE metric = 'dsa'")["n"][0] == 6
+    # demo table (by complexity) and report (by task, complexity): replaced, not duplicated.
+    # A group has a DSA value when >= 2 of its networks converged; at the quick budget that
+    # count for 3 channels varies with float rounding (0-4 of 4), so it is read, not assumed.
+    groups = reg.sql(
+        "SELECT count(*) AS n FROM (SELECT complexity FROM networks GROUP BY ALL "
+        "HAVING sum(converged::INT) >= 2)"
+    )["n"][0]
+    assert groups >= 2
+    assert reg.sql("SELECT count(*) AS n FROM results WHERE metric = 'dsa'")["n"][0] == 2 * groups
