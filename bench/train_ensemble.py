@@ -29,7 +29,8 @@ from degeneracy.tasks import make_task
 from degeneracy.training.model import ModelSpec, forward, forward_autograd, init_params
 from degeneracy.training.optim import StackedAdam
 from degeneracy.training.recurrence import Workspace
-from degeneracy.training.trainer import data_rng, masked_mse, stack_batches
+from degeneracy.training.loss import masked_mse
+from degeneracy.training.trainer import data_rng, stack_batches
 
 
 def interleaved(fns: dict[str, object], rounds: int) -> dict[str, list[float]]:

@@ -14,6 +14,7 @@ import torch
 from degeneracy.registry.records import Condition, NetworkRecord
 from degeneracy.tasks.base import Batch, Task
 from degeneracy.training.model import ModelSpec, effective, forward, init_params, to_numpy
+from degeneracy.training.loss import masked_mse
 from degeneracy.training.optim import StackedAdam, StackedPlateau
 from degeneracy.training.recurrence import Workspace
 from degeneracy.training.regularizers import penalty
@@ -81,12 +82,6 @@ class Experiment:
             nuclear=self.nuclear,
             factors=factors,
         )
-
-
-def masked_mse(y: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Per network (leading axis) mean squared error over unmasked entries."""
-    dims = tuple(range(1, y.dim()))
-    return ((y - target) ** 2 * mask).sum(dims) / mask.sum(dims)
 
 
 def stack_batches(batches: list[Batch], device: str) -> tuple[torch.Tensor, ...]:
