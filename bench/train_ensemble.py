@@ -11,13 +11,15 @@ T = 100 (flip-flop, 3 channels). Rows:
   (c) matmul rate the machine's batched float32 matmul rate (K, B, H) x (K, H, H), and the
                   fraction of it our step's FLOPs reach
 Batches are generated once, outside the timed region. Rows run interleaved, one call each per
-round, and ratios are medians of per-round ratios (the VM's speed drifts). Nothing is asserted.
+round in a shuffled order, and ratios are medians of per-round ratios (the VM's speed drifts).
+Nothing is asserted.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import random
 import statistics
 import time
 
@@ -34,15 +36,17 @@ from degeneracy.training.trainer import data_rng, stack_batches
 
 
 def interleaved(fns: dict[str, object], rounds: int) -> dict[str, list[float]]:
-    """Seconds per call of each function, one call of each per round, in turn.
+    """Seconds per call of each function, one call of each per round, in a shuffled order.
 
     This machine's speed drifts by up to 2x over seconds (a shared VM), so every ratio is taken
-    within a round and then the median over rounds is reported."""
+    within a round and then the median over rounds is reported. The order is shuffled (seeded)
+    so that no row always runs first, or right after the same other row."""
     for fn in fns.values():
         fn()  # warm-up: allocations, first-touch page faults
     times: dict[str, list[float]] = {name: [] for name in fns}
+    order = random.Random(0)
     for _ in range(rounds):
-        for name, fn in fns.items():
+        for name, fn in order.sample(list(fns.items()), len(fns)):
             t0 = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t0)
