@@ -28,10 +28,10 @@ import torch
 from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 
 from degeneracy.tasks import make_task
+from degeneracy.training.loss import masked_mse
 from degeneracy.training.model import ModelSpec, forward, forward_autograd, init_params
 from degeneracy.training.optim import StackedAdam
 from degeneracy.training.recurrence import Workspace
-from degeneracy.training.loss import masked_mse
 from degeneracy.training.trainer import data_rng, stack_batches
 
 

@@ -28,7 +28,8 @@ How it is computed, and why (measured on a 2-core CPU, K = 50, B = 64, T = 100, 
   ∂L/∂h matmul, which skips the padding).
 
     forward   S_t = [h_{t-1}, x_t, 1]  (K, B, H+I+1),  h_{-1} = 0
-              S_t W = [2 z_t, y_{t-1}, 0],  W = [[2 W_hᵀ, W_outᵀ, 0], [2 W_xᵀ, 0, 0], [2 b, b_out, 0]]
+              S_t W = [2 z_t, y_{t-1}, 0],
+              W = [[2 W_hᵀ, W_outᵀ, 0], [2 W_xᵀ, 0, 0], [2 b, b_out, 0]]
               (the readout rides along one step late)
     backward  G_t = [a_t, ∂L/∂y_{t-1}, 0]  (K, B, H+O+pad)
               G_{t+1} [[W_h], [W_out], [0]] = ∂L/∂h_t (through the future and the readout)

@@ -13,8 +13,8 @@ import torch
 
 from degeneracy.registry.records import Condition, NetworkRecord
 from degeneracy.tasks.base import Batch, Task
-from degeneracy.training.model import ModelSpec, effective, forward, init_params, to_numpy
 from degeneracy.training.loss import masked_mse
+from degeneracy.training.model import ModelSpec, effective, forward, init_params, to_numpy
 from degeneracy.training.optim import StackedAdam, StackedPlateau
 from degeneracy.training.recurrence import Workspace
 from degeneracy.training.regularizers import penalty
