@@ -8,7 +8,7 @@ def test_quick_demo_runs_end_to_end_and_reruns_for_free(tmp_path):
     reg_path = tmp_path / "reg"
     r = run_cli("demo", "--quick", "--registry", reg_path)
     assert r.returncode == 0, r.stderr
-    assert "threshold 0.05" in r.stdout and "mean_ood_loss" in r.stdout
+    assert "threshold 0.08 " in r.stdout and "mean_ood_loss" in r.stdout
     assert "pif" in r.stdout and "dsa" in r.stdout
     assert (reg_path / "report" / "report.html").exists()
     assert (reg_path / "report" / "flipflop_complexity_levels.png").exists()
@@ -24,8 +24,8 @@ def test_quick_demo_runs_end_to_end_and_reruns_for_free(tmp_path):
     assert before.equals(after)  # nothing retrained
     assert re.search(r"\((\d+) s\)", r.stdout)
     # demo table (by complexity) and report (by task, complexity): replaced, not duplicated.
-    # A group has a DSA value when >= 2 of its networks converged; at the quick budget that
-    # count for 3 channels varies with float rounding (0-4 of 4), so it is read, not assumed.
+    # A group has a DSA value when >= 2 of its networks converged; which ones do varies with
+    # float rounding, so the count is read, not assumed (all 3 levels in every run measured).
     groups = reg.sql(
         "SELECT count(*) AS n FROM (SELECT complexity FROM networks GROUP BY ALL "
         "HAVING sum(converged::INT) >= 2)"
