@@ -1,6 +1,6 @@
 """Training speed: network-steps per second of the stacked ensemble vs baselines, same process.
 
-    python bench/train_ensemble.py [--k 50] [--hidden 64 128] [--rounds 15]
+    python bench/train_ensemble.py [--k 50] [--hidden 64 128] [--rounds 15] [--device cpu|cuda]
 
 One network-step = forward, backward and Adam update of one network on one batch of 64 trials of
 T = 100 (flip-flop, 3 channels). Rows:
@@ -10,6 +10,8 @@ T = 100 (flip-flop, 3 channels). Rows:
   (b) torch.func  stack_module_state + vmap over a hand-written RNN cell, one Adam
   (c) matmul rate the machine's batched float32 matmul rate (K, B, H) x (K, H, H), and the
                   fraction of it our step's FLOPs reach
+With --device cuda every row runs on the GPU (nn.RNN then uses cuDNN) and each timed call ends
+with a synchronize.
 Batches are generated once, outside the timed region. Rows run interleaved, one call each per
 round in a shuffled order, and ratios are medians of per-round ratios (the VM's speed drifts).
 Nothing is asserted.
@@ -35,7 +37,7 @@ from degeneracy.training.recurrence import Workspace
 from degeneracy.training.trainer import data_rng, stack_batches
 
 
-def interleaved(fns: dict[str, object], rounds: int) -> dict[str, list[float]]:
+def interleaved(fns: dict[str, object], rounds: int, sync=lambda: None) -> dict[str, list[float]]:
     """Seconds per call of each function, one call of each per round, in a shuffled order.
 
     This machine's speed drifts by up to 2x over seconds (a shared VM), so every ratio is taken
@@ -47,8 +49,10 @@ def interleaved(fns: dict[str, object], rounds: int) -> dict[str, list[float]]:
     order = random.Random(0)
     for _ in range(rounds):
         for name, fn in order.sample(list(fns.items()), len(fns)):
+            sync()
             t0 = time.perf_counter()
             fn()
+            sync()  # a GPU's queued work counts in the call that queued it
             times[name].append(time.perf_counter() - t0)
     return times
 
@@ -82,16 +86,16 @@ class Cell(torch.nn.Module):
         return self.out(torch.stack(hs, 1))
 
 
-def bench(k: int, hidden: int, rounds: int) -> dict[str, float]:
+def bench(k: int, hidden: int, rounds: int, device: str = "cpu") -> dict[str, float]:
     """Median over rounds of network-steps/s per row, of ours/row, and of ours' FLOP share."""
     task = make_task("flipflop", 3)
-    x, target, mask = stack_batches([task.generate(data_rng(s), 64) for s in range(k)], "cpu")
+    x, target, mask = stack_batches([task.generate(data_rng(s), 64) for s in range(k)], device)
     spec = ModelSpec(task.n_inputs, task.n_outputs, hidden)
 
     def stacked(fwd, **kw):
-        params = init_params(spec, list(range(k)))
-        adam = StackedAdam(params, torch.full((k,), 1e-3))
-        idx = torch.arange(k)
+        params = init_params(spec, list(range(k)), device)
+        adam = StackedAdam(params, torch.full((k,), 1e-3, device=device))
+        idx = torch.arange(k, device=device)
 
         def step():
             sub = {n: p[idx].detach().requires_grad_(True) for n, p in params.items()}
@@ -102,7 +106,7 @@ def bench(k: int, hidden: int, rounds: int) -> dict[str, float]:
         return step
 
     # (a) K separate nn.RNN trainings: a few networks per call, counted per network-step
-    nets = [Net(task.n_inputs, hidden, task.n_outputs) for _ in range(min(k, 8))]
+    nets = [Net(task.n_inputs, hidden, task.n_outputs).to(device) for _ in range(min(k, 8))]
     opts = [torch.optim.Adam(n.parameters(), lr=1e-3) for n in nets]
 
     def separate():
@@ -113,7 +117,7 @@ def bench(k: int, hidden: int, rounds: int) -> dict[str, float]:
             opt.step()
 
     # (b) torch.func ensemble
-    cells = [Cell(task.n_inputs, hidden, task.n_outputs) for _ in range(k)]
+    cells = [Cell(task.n_inputs, hidden, task.n_outputs).to(device) for _ in range(k)]
     params, buffers = stack_module_state(cells)
     base = copy.deepcopy(cells[0]).to("meta")
     leaves = list(params.values())
@@ -134,8 +138,8 @@ def bench(k: int, hidden: int, rounds: int) -> dict[str, float]:
         opt.step()
 
     # (c) the machine's batched matmul rate, on the recurrent step's shape
-    a = torch.randn(k, 64, hidden)
-    w = torch.randn(k, hidden, hidden)
+    a = torch.randn(k, 64, hidden, device=device)
+    w = torch.randn(k, hidden, hidden, device=device)
 
     def matmuls():
         for _ in range(20):
@@ -149,7 +153,8 @@ def bench(k: int, hidden: int, rounds: int) -> dict[str, float]:
         "(b) torch.func": func_step,
         "matmul": matmuls,
     }
-    times = interleaved(fns, rounds)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    times = interleaved(fns, rounds, sync)
     i, o, t = task.n_inputs, task.n_outputs, 100
     step_flops = 3 * 2 * 64 * t * (hidden * hidden + hidden * i + hidden * o)  # bwd ≈ 2 × fwd
     mm_flops = 20 * 2 * k * 64 * hidden * hidden
@@ -172,15 +177,21 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=50)
     ap.add_argument("--hidden", type=int, nargs="+", default=[64, 128])
     ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (the same rows on the GPU)")
     args = ap.parse_args()
     torch.manual_seed(0)
     np.random.seed(0)
+    where = (
+        torch.cuda.get_device_name(args.device)
+        if args.device.startswith("cuda")
+        else f"{torch.get_num_threads()} CPU threads"
+    )
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, K = {args.k}, batch 64, "
+        f"torch {torch.__version__}, {where}, K = {args.k}, batch 64, "
         f"T = 100, flip-flop 3 channels; network-steps per second"
     )
     for h in args.hidden:
-        r = bench(args.k, h, args.rounds)
+        r = bench(args.k, h, args.rounds, args.device)
         print(f"\nhidden {h}  (medians over {args.rounds} interleaved rounds)")
         for name in ("ours", "autograd stack", "(a) nn.RNN x K", "(b) torch.func"):
             print(f"  {name:16s} {r[name]:8.1f}   ours / this = {r['ratio ' + name]:.2f}x")

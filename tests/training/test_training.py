@@ -30,14 +30,15 @@ def test_forward_matches_a_per_step_loop():
 
 
 @pytest.mark.parametrize("use_states,use_outputs", [(False, True), (True, True), (True, False)])
-def test_hand_written_bptt_gradients_equal_autograd(use_states, use_outputs):
+@pytest.mark.parametrize("t_len", [9, 20])  # the backward works in chunks of 8 steps
+def test_hand_written_bptt_gradients_equal_autograd(use_states, use_outputs, t_len):
     from degeneracy.training.model import forward_autograd
     from degeneracy.training.recurrence import Workspace
 
     spec = ModelSpec(3, 2, 12)
     params = {n: v.double().requires_grad_() for n, v in init_params(spec, [0, 1, 2]).items()}
-    x = torch.randn(3, 5, 9, 3, dtype=torch.float64)
-    weights = torch.randn(3, 5, 9, 2, dtype=torch.float64)
+    x = torch.randn(3, 5, t_len, 3, dtype=torch.float64)
+    weights = torch.randn(3, 5, t_len, 2, dtype=torch.float64)
     grads = []
     for fwd, kw in ((forward, {"workspace": Workspace()}), (forward_autograd, {})):
         rates, y = fwd(spec, params, x, **kw)
