@@ -67,11 +67,11 @@ class TanhRNN(torch.autograd.Function):
         ring = workspace.get(f"Z{h_dim}", (CHUNK, k, bsz, cols), x)
         outs, zs = ring.unbind(0), ring[..., :h_dim].unbind(0)
         ring_y = ring[..., h_dim : h_dim + o_dim].transpose(0, 1)
-        rows, hs = s.unbind(1), s[..., :h_dim].unbind(1)
+        s_steps, hs = s.unbind(1), s[..., :h_dim].unbind(1)
         minus_one = x.new_tensor(-1.0)
         for t in range(t_len + 1):
             j = t % CHUNK
-            torch.bmm(rows[t], w, out=outs[j])
+            torch.bmm(s_steps[t], w, out=outs[j])
             if t < t_len:
                 torch.sigmoid(zs[j], out=zs[j])
                 torch.add(minus_one, zs[j], alpha=2, out=hs[t + 1])  # h = 2σ(2z) - 1 = tanh(z)
@@ -150,7 +150,7 @@ def _padded(n: int) -> int:
 
 
 def _init_rows(h_dim: int, i_dim: int):
-    """S's constant parts: u_{-1} = 0 (h_{-1} = 0), no input after the last step, the ones."""
+    """S's constant parts: h_{-1} = 0, no input after the last step, the ones."""
 
     def init(s: torch.Tensor) -> None:
         s[:, 0, :, :h_dim] = 0
@@ -187,14 +187,6 @@ class Workspace:
         return buf
 
 
-class _NoWorkspace:
-    def get(self, name: str, shape: tuple[int, ...], like: torch.Tensor, init=None) -> torch.Tensor:
-        buf = like.new_empty(shape)
-        if init is not None:
-            init(buf)
-        return buf
-
-
 def tanh_rnn(
     x_network_major: torch.Tensor,
     params: dict[str, torch.Tensor],
@@ -209,7 +201,7 @@ def tanh_rnn(
         params["W_h"].transpose(1, 2),
         params["W_out"].transpose(1, 2),
         params["b_out"],
-        workspace if workspace is not None else _NoWorkspace(),
+        workspace if workspace is not None else Workspace(),  # buffers for this call only
         states,
     )
     return out if states else (None, out)
