@@ -99,11 +99,17 @@ def train(
     nuclear: Annotated[
         float, typer.Option(help="Nuclear-norm penalty on the recurrent matrix.")
     ] = 0.0,
-    max_steps: Annotated[int, typer.Option(help="Step budget.")] = 5000,
+    max_epochs: Annotated[
+        int | None,
+        typer.Option(help="Budget in epochs [default: 40, or 1000 with --preset paper]."),
+    ] = None,
+    steps_per_epoch: Annotated[int, typer.Option(help="Steps per epoch (the paper's 128).")] = 128,
     threshold: Annotated[
         float | None, typer.Option(help="Stop below this MSE [default: preset].")
     ] = None,
-    preset: Annotated[str, typer.Option(help="Default thresholds: cpu or paper.")] = "cpu",
+    preset: Annotated[
+        str, typer.Option(help="Default threshold and budget: cpu or paper.")
+    ] = "cpu",
     lr: Annotated[
         float | None,
         typer.Option(help="Adam learning rate η0 (×γ under mup) [default: 1e-3, or the task's]."),
@@ -117,11 +123,13 @@ def train(
 ) -> None:
     """Train one ensemble (K seeds of one condition, as one stacked model) and register it.
 
-    Example: `degeneracy train flipflop --complexity 2 --hidden 64 --seeds 8 --max-steps 3000`
+    Example: `degeneracy train flipflop --complexity 2 --hidden 64 --seeds 8 --max-epochs 30`
     """
     from degeneracy.training.sweep import Job, build_experiment
 
-    trainer = {"max_steps": max_steps, "batch": batch}
+    trainer = {"steps_per_epoch": steps_per_epoch, "batch": batch}
+    if max_epochs is not None:
+        trainer["max_epochs"] = max_epochs
     if lr is not None:
         trainer["lr"] = lr
     if threshold is not None:

@@ -31,7 +31,7 @@ FORMAT = "degeneracy-exchange"
 VERSION = 1
 
 _KEY_COLUMNS = {"weights": ("stage", "name"), "trajectories": ("probe",), "outputs": ("probe",)}
-_SUMMARY = ("steps", "final_loss", "ood_loss", "converged")
+_SUMMARY = ("steps", "final_loss", "ood_loss", "converged", "train_loss")
 
 
 def read_parquet(path: Path) -> pa.Table:

@@ -98,11 +98,11 @@ def ensemble_tables(
         if row is None:
             raise RegistryError(f"no ensemble {ensemble_id} in {registry.root}")
         nets = con.execute(
-            "SELECT seed, steps, final_loss, ood_loss, converged FROM networks "
+            "SELECT seed, steps, final_loss, ood_loss, converged, train_loss FROM networks "
             "WHERE ensemble_id = ? ORDER BY seed",
             [ensemble_id],
         ).fetchall()
-    keys = ("seed", "steps", "final_loss", "ood_loss", "converged")
+    keys = ("seed", "steps", "final_loss", "ood_loss", "converged", "train_loss")
     summaries = [dict(zip(keys, n)) for n in nets]
     tables = {
         kind: read_parquet(registry.layout.absolute(rel)).drop_columns(

@@ -110,3 +110,6 @@ class NetworkRecord:
     final_loss: float | None = None
     ood_loss: float | None = None
     converged: bool | None = None
+    #: the epoch-mean training MSE the stop rule read last (converged = it and the
+    #: `stop_epochs - 1` epochs before it were under the threshold); `final_loss` is the probe's
+    train_loss: float | None = None

@@ -36,7 +36,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 SUFFIXES = (".pt", ".pth")
-_SUMMARY = ("steps", "final_loss", "ood_loss", "converged")
+_SUMMARY = ("steps", "final_loss", "ood_loss", "converged", "train_loss")
 _READOUTS = ("fc", "readout", "linear", "out", "output", "decoder")
 
 

@@ -81,7 +81,7 @@ def validate_records(condition: Condition, records: list[NetworkRecord], source:
                 raise RegistryError(f"{at}: curve columns differ in length")
             for k in ("step", "loss", "lr"):
                 _check_array(np.asarray(r.curve[k]), f"{at}: curve {k}")
-        for name in ("final_loss", "ood_loss"):
+        for name in ("final_loss", "ood_loss", "train_loss"):
             v = getattr(r, name)
             if v is not None and not (
                 isinstance(v, (int, float, np.floating)) and math.isfinite(v)

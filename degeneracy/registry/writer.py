@@ -135,6 +135,7 @@ def network_rows(
             "source": source,
             "created_at": now,
             "code_version": __version__,
+            "train_loss": opt(r.train_loss, float),
         }
         for r in sorted(records, key=lambda r: r.seed)
     ]

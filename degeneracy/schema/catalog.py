@@ -14,7 +14,7 @@ import duckdb
 from degeneracy.schema.kinds import ARRAY_KINDS
 
 #: Bump when the catalog layout changes, and add a migration from the previous version.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _DUCK_TYPES = {
     "string": "VARCHAR",
@@ -92,9 +92,14 @@ def _add_prepared(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(table_ddl("prepared"))
 
 
+def _add_train_loss(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("ALTER TABLE networks ADD COLUMN train_loss DOUBLE")
+
+
 #: version v -> function migrating a catalog from v to v + 1 (runs inside one transaction).
 MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {
     1: _add_prepared,  # 2: per-network fits (DSA operators) kept across processes
+    2: _add_train_loss,  # 3: networks.train_loss, what the stop rule read
 }
 
 

@@ -30,6 +30,8 @@ NETWORKS = pa.schema(
         pa.field("source", pa.string(), nullable=False),
         pa.field("created_at", TS, nullable=False),
         pa.field("code_version", pa.string(), nullable=False),
+        # added in schema 3 (appended, as ALTER TABLE does): what the stop rule read last
+        pa.field("train_loss", pa.float64()),
     ]
 )
 

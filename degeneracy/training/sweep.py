@@ -9,9 +9,10 @@
     gamma = 1.0
     l1 = 0.0
     nuclear = 0.0
-    preset = "cpu"             # default thresholds: "cpu" (this machine) or "paper"
+    preset = "cpu"             # default threshold and budget: "cpu" (this machine) or "paper"
     [task_params]              # the task's own knobs, e.g. p, steps, delay_max
-    [train]                    # TrainConfig fields: max_steps, threshold, lr, batch, ...
+    [train]                    # TrainConfig fields: max_epochs, steps_per_epoch, threshold, lr,
+                               # batch, stop_epochs, plateau_patience, ...
 
 Networks already in the registry (same condition and seed) are skipped, so rerunning a sweep
 after a crash or Ctrl-C finishes the work without duplicates.
@@ -53,6 +54,7 @@ TOP_KEYS = {
 }
 GRID_KEYS = ("hidden", "complexity", "regime", "gamma", "tau", "l1", "nuclear")
 PRESETS = ("cpu", "paper")
+PAPER_MAX_EPOCHS = 1000  # App. B.4; the cpu preset keeps TrainConfig's 40 (5,120 steps)
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,8 @@ def build_experiment(
                 f"(known: {', '.join(sorted(fields))})"
             )
         train.setdefault("threshold", t.paper_threshold if preset == "paper" else t.cpu_threshold)
+        if preset == "paper":
+            train.setdefault("max_epochs", PAPER_MAX_EPOCHS)
         for key, value in t.train_defaults.items():
             train.setdefault(key, value)
         cfg = TrainConfig(**train)

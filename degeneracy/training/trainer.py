@@ -26,11 +26,11 @@ class TrainConfig:
 
     lr: float = 1e-3
     batch: int = 64
-    max_steps: int = 5000
+    steps_per_epoch: int = 128  # the paper's epoch (App. B.4); one curve point per epoch
+    max_epochs: int = 40  # the budget; the paper allows 1,000
     threshold: float = 1e-2
-    check_every: int = 10  # steps between checks (curve points, early stop, plateau schedule)
-    stop_checks: int = 3  # consecutive checks under threshold that stop a network
-    plateau_patience: int = 40  # checks
+    stop_epochs: int = 3  # consecutive epochs with epoch-mean training MSE under threshold
+    plateau_patience: int = 40  # epochs without improvement of the epoch-mean loss
     plateau_factor: float = 0.5
     grad_clip: float = 0.0  # per-network gradient-norm clip; 0 = off
     probe_trials: int = 32
@@ -40,10 +40,19 @@ class TrainConfig:
         for name in ("lr", "threshold"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
-        for name in ("batch", "max_steps", "check_every", "stop_checks", "probe_trials"):
+        names = ("batch", "steps_per_epoch", "max_epochs", "stop_epochs", "probe_trials")
+        for name in names:
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+        if not (isinstance(self.plateau_patience, int) and self.plateau_patience >= 0):
+            raise ValueError(
+                f"plateau_patience must be an integer >= 0, got {self.plateau_patience!r}"
+            )
+
+    @property
+    def max_steps(self) -> int:
+        return self.steps_per_epoch * self.max_epochs
 
 
 @dataclass(frozen=True)
@@ -108,6 +117,11 @@ def train_ensemble(
 ) -> list[NetworkRecord]:
     """Train `seeds` of `exp` together; return one record per seed (trained or not).
 
+    The paper's schedule (App. B.4), per network: epochs of `steps_per_epoch` steps; at the end
+    of each, the epoch-mean training MSE drives ReduceLROnPlateau (patience in epochs) and the
+    stop: `stop_epochs` consecutive epochs under the threshold stop the network (converged;
+    it never changes again). `train_loss` records the last epoch mean the rule read.
+
     `on_check(step, params, active)` is called after every check (for inspection in tests).
     """
     cfg, spec, task = exp.train, exp.model, exp.task
@@ -122,6 +136,7 @@ def train_ensemble(
     under = torch.zeros(k, dtype=torch.int64, device=device)
     stopped_at = [cfg.max_steps] * k
     converged = [False] * k
+    train_loss: list[float | None] = [None] * k
     curves: list[list[tuple[int, float, float]]] = [[] for _ in range(k)]
     workspace = Workspace()
     running = torch.zeros(k, dtype=torch.float64, device=device)
@@ -146,14 +161,15 @@ def train_ensemble(
         adam.step(idx, grads)
         running[idx] += mse.detach().to(torch.float64)
         n_running += 1
-        if step % cfg.check_every == 0:
+        if step % cfg.steps_per_epoch == 0:  # end of an epoch: the rule reads its mean loss
             mean = running / n_running
             for i in idx.tolist():
                 curves[i].append((step, float(mean[i]), float(lr[i])))
+                train_loss[i] = float(mean[i])
             plateau.step(idx, mean[idx])
             ok = mean[idx] < cfg.threshold
             under[idx] = torch.where(ok, under[idx] + 1, torch.zeros_like(under[idx]))
-            done = idx[under[idx] >= cfg.stop_checks]
+            done = idx[under[idx] >= cfg.stop_epochs]
             for i in done.tolist():
                 stopped_at[i], converged[i] = step, True
             active[done] = False
@@ -163,13 +179,15 @@ def train_ensemble(
                 progress(step, int(active.sum()), float(mean[idx].median()))
             if on_check is not None:
                 on_check(step, params, active)
-    return _records(exp, seeds, params, init_eff, curves, stopped_at, converged, device)
+    return _records(exp, seeds, params, init_eff, curves, stopped_at, converged, train_loss, device)
 
 
 @torch.no_grad()
-def evaluate(exp: Experiment, params: dict[str, torch.Tensor], device: str, ood: bool):
+def evaluate(
+    exp: Experiment, params: dict[str, torch.Tensor], device: str, ood: bool, replica: int = 0
+):
     """Rates, outputs and per-network MSE on the fixed probe set (same for every network)."""
-    probe = exp.task.probe(exp.train.probe_trials, exp.train.probe_seed, ood=ood)
+    probe = exp.task.probe(exp.train.probe_trials, exp.train.probe_seed, ood=ood, replica=replica)
     k = next(iter(params.values())).shape[0]
     x, target, mask = (
         torch.from_numpy(getattr(probe, f)).to(device).expand(k, *getattr(probe, f).shape)
@@ -179,10 +197,13 @@ def evaluate(exp: Experiment, params: dict[str, torch.Tensor], device: str, ood:
     return rates, y, masked_mse(y, target, mask)
 
 
-def _records(exp, seeds, params, init_eff, curves, stopped_at, converged, device):
+def _records(exp, seeds, params, init_eff, curves, stopped_at, converged, train_loss, device):
     final_eff = effective(exp.model, params)
+    # "id_b": a second in-distribution probe set (same size, independent draws), for the
+    # noise floor of the dynamics metrics
     probes = {
-        name: evaluate(exp, params, device, ood) for name, ood in (("id", False), ("ood", True))
+        name: evaluate(exp, params, device, ood, replica)
+        for name, ood, replica in (("id", False, 0), ("ood", True, 0), ("id_b", False, 1))
     }
     records = []
     for i, seed in enumerate(seeds):
@@ -203,6 +224,7 @@ def _records(exp, seeds, params, init_eff, curves, stopped_at, converged, device
                 final_loss=float(probes["id"][2][i]),
                 ood_loss=float(probes["ood"][2][i]),
                 converged=converged[i],
+                train_loss=train_loss[i],
             )
         )
     return records

@@ -9,7 +9,7 @@ import numpy as np
 from degeneracy.registry.store import Registry
 from tests.cli.helpers import assert_user_error, run_cli
 
-TINY = ["--hidden", "8", "--max-steps", "30", "--batch", "8"]
+TINY = ["--hidden", "8", "--max-epochs", "3", "--steps-per-epoch", "10", "--batch", "8"]
 
 
 def test_train_registers_everything_and_reruns_are_free(tmp_path):
@@ -21,8 +21,9 @@ def test_train_registers_everything_and_reruns_are_free(tmp_path):
     df = reg.sql("SELECT * FROM networks ORDER BY seed")
     assert df["seed"].to_list() == [0, 1, 2] and set(df["complexity"]) == {2}
     assert df["converged"].to_list() == [False] * 3 and df["steps"].to_list() == [30] * 3
+    assert df["train_loss"].null_count() == 0  # what the stop rule read last
     factors = json.loads(df["factors"][0])
-    assert factors["task_params"]["channels"] == 2 and factors["train"]["max_steps"] == 30
+    assert factors["task_params"]["channels"] == 2 and factors["train"]["max_epochs"] == 3
     ids = df["network_id"].to_list()
     assert reg.load_weights(ids, "W_h", "init").shape == (3, 8, 8)
     assert reg.load_trajectories(ids, "id").shape == (3, 32, 100, 8)
@@ -48,7 +49,8 @@ seeds = 2
 hidden = 8
 complexity = [1, 2, 3]
 [train]
-max_steps = 30
+max_epochs = 3
+steps_per_epoch = 10
 batch = 8
 """
 
@@ -82,7 +84,7 @@ def test_sweep_skips_what_is_stored(tmp_path):
 
 def test_an_interrupted_sweep_finishes_on_rerun_without_duplicates(tmp_path):
     spec = tmp_path / "s.toml"
-    spec.write_text(SPEC.replace("max_steps = 30", "max_steps = 400"))
+    spec.write_text(SPEC.replace("max_epochs = 3", "max_epochs = 40"))
     reg_path = tmp_path / "reg"
     proc = subprocess.Popen(
         [sys.executable, "-m", "degeneracy", "--registry", str(reg_path), "-q", "sweep", str(spec)],

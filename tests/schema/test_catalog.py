@@ -50,16 +50,20 @@ def test_an_older_schema_is_migrated_in_place(filled, monkeypatch):
     assert reg.sql("SELECT count(*) AS n FROM networks_labeled")["n"][0] == 6
 
 
-def test_a_version_1_catalog_gains_the_prepared_table_and_keeps_its_data(filled):
+def test_a_version_1_catalog_is_migrated_to_the_current_one_and_keeps_its_data(filled):
     con = duckdb.connect(str(filled.layout.catalog))
     con.execute("DROP TABLE prepared")
+    con.execute("DROP VIEW networks_labeled")
+    con.execute("ALTER TABLE networks DROP COLUMN train_loss")
     con.close()
     _set_version(filled, 1)
-    before = filled.sql("SELECT network_id FROM networks ORDER BY 1")
+    before = filled.sql("SELECT network_id, final_loss FROM networks ORDER BY 1")
     reg = Registry.open(filled.root)
-    assert reg.info()["schema_version"] == 2
-    assert reg.sql("SELECT count(*) AS n FROM prepared")["n"][0] == 0
-    assert reg.sql("SELECT network_id FROM networks ORDER BY 1").equals(before)
+    assert reg.info()["schema_version"] == 3
+    assert reg.sql("SELECT count(*) AS n FROM prepared")["n"][0] == 0  # 2: prepared
+    assert reg.sql("SELECT network_id, final_loss FROM networks ORDER BY 1").equals(before)
+    # 3: train_loss, unknown (NULL) for networks stored before it, also in networks_labeled
+    assert reg.sql("SELECT count(train_loss) AS n FROM networks_labeled")["n"][0] == 0
 
 
 def test_a_failing_migration_changes_nothing(filled, monkeypatch):

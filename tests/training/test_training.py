@@ -10,9 +10,12 @@ from degeneracy.training.trainer import Experiment, TrainConfig, train_ensemble
 
 
 def _exp(task="flipflop", complexity=1, hidden=16, **train):
-    cfg = dict(max_steps=60, threshold=1e-9, batch=16, check_every=10, probe_trials=4)
+    """A small experiment; `max_steps` is converted to epochs of `steps_per_epoch` (10 here,
+    so small budgets still see many epochs)."""
+    cfg = dict(max_steps=60, threshold=1e-9, batch=16, steps_per_epoch=10, probe_trials=4)
     cfg.update(make_task(task).train_defaults)
     cfg.update(train)
+    cfg["max_epochs"] = cfg.pop("max_steps") // cfg["steps_per_epoch"]
     return Experiment(make_task(task, complexity), hidden=hidden, train=TrainConfig(**cfg))
 
 
@@ -209,7 +212,7 @@ def test_a_stopped_network_never_changes_again():
 
 
 def test_small_flipflop_ensemble_converges():
-    exp = _exp(hidden=32, max_steps=3000, threshold=2e-2, batch=32, check_every=10)
+    exp = _exp(hidden=32, max_steps=3000, threshold=2e-2, batch=32)
     recs = train_ensemble(exp, [0, 1])
     assert all(r.converged for r in recs), [(r.steps, r.final_loss) for r in recs]
     assert all(r.final_loss < 0.05 and r.ood_loss < 0.1 for r in recs)
@@ -250,7 +253,9 @@ def test_feature_learning_grows_with_gamma():
             hidden=32,
             regime="mup",
             gamma=gamma,
-            train=TrainConfig(max_steps=150, threshold=1e-9, batch=16, probe_trials=4),
+            train=TrainConfig(
+                steps_per_epoch=10, max_epochs=15, threshold=1e-9, batch=16, probe_trials=4
+            ),
         )
         recs = train_ensemble(exp, [0, 1])
         rel = [
@@ -268,3 +273,65 @@ def test_l1_shrinks_the_recurrent_matrix():
     a = train_ensemble(base, [0])[0].weights_final["W_h"]
     b = train_ensemble(reg, [0])[0].weights_final["W_h"]
     assert np.abs(b).sum() < 0.9 * np.abs(a).sum()
+
+
+def test_plateau_cuts_only_after_patience_epochs_without_improvement():
+    """StackedPlateau against torch's own ReduceLROnPlateau on the same epoch losses."""
+    rng = np.random.default_rng(0)
+    # improving, then flat with noise, then improving again, then flat
+    losses = np.concatenate(
+        [
+            np.linspace(1, 0.5, 10),
+            0.5 + 0.01 * rng.random(30),
+            np.linspace(0.49, 0.2, 10),
+            np.full(25, 0.3),
+        ]
+    )
+    lr = torch.tensor([1.0], dtype=torch.float32)
+    plateau = StackedPlateau(lr, factor=0.5, patience=5)
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    ref = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=5)
+    ours, theirs = [], []
+    for v in losses:
+        plateau.step(torch.tensor([0]), torch.tensor([v]))
+        ref.step(float(v))
+        ours.append(float(lr[0]))
+        theirs.append(opt.param_groups[0]["lr"])
+    assert ours == pytest.approx(theirs)
+    assert ours[:10] == [1.0] * 10  # never cut while the loss improves
+    cuts = [i for i in range(1, len(ours)) if ours[i] < ours[i - 1]]
+    assert cuts and all(i >= 10 + 5 for i in cuts)
+
+
+def test_epoch_schedule_stop_and_plateau_follow_the_stated_rules():
+    """Curves hold one point per epoch (the epoch-mean training MSE and the lr used); the lr
+    sequence is torch's ReduceLROnPlateau fed those means; a network stops exactly at the first
+    epoch ending 3 in a row under the threshold, and `train_loss` is that epoch's mean."""
+    exp = _exp(
+        hidden=32,
+        max_steps=1500,
+        threshold=0.08,
+        batch=32,
+        lr=3e-3,
+        steps_per_epoch=25,
+        plateau_patience=3,
+    )
+    recs = train_ensemble(exp, [0, 1, 2])
+    assert any(r.converged for r in recs)
+    for r in recs:
+        steps, loss, lr = r.curve["step"], r.curve["loss"], r.curve["lr"]
+        assert list(steps) == list(range(25, int(steps[-1]) + 1, 25))
+        opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=3e-3)
+        ref = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=3)
+        want = []
+        for v in loss:
+            want.append(opt.param_groups[0]["lr"])
+            ref.step(float(v))
+        np.testing.assert_allclose(lr, want, rtol=1e-6)
+        under = loss < 0.08
+        first = next((i for i in range(2, len(loss)) if under[i - 2 : i + 1].all()), None)
+        if r.converged:
+            assert first == len(loss) - 1 and r.steps == steps[-1]
+        else:
+            assert first is None and r.steps == exp.train.max_steps
+        assert r.train_loss == pytest.approx(loss[-1])
