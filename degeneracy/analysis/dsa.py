@@ -3,12 +3,27 @@ alignment.
 
 Per network (fitted once, cacheable):
   1. Hankel delay embedding of the probe trajectories, per trial:
-     row t = [x_t, x_{t-1}, ..., x_{t-n_delays+1}]  (eq. 1 of Ostrow et al.).
-  2. Reduced coordinates z = H V_r from the rank-`rank` SVD of the centred Hankel matrix
-     (HAVOK; computed through its Gram matrix), each sign fixed so that its largest coordinate
-     is positive.
-  3. A linear operator A with z_{t+1} ≈ A z_t, fitted by ridge regression within trials:
-     Aᵀ = (Z₀ᵀZ₀ + λI)⁻¹ Z₀ᵀZ₁   (DMD; λ = `ridge` × mean squared singular value).
+     row t = [x_t, x_{t-1}, ..., x_{t-n_delays+1}]  (eq. 1 of Ostrow et al.); the trials' rows
+     are stacked into one matrix H (trials · (T - n_delays + 1) rows).
+  2. Reduced coordinates from the rank-`rank` SVD H = V S Uᵀ, in one of two conventions
+     (`DSAParams.fit`):
+       "reference" (default): the reference implementation's (`dsa-metric`'s HAVOK DMD): H is not
+          centred, and the coordinates are the top-r columns of V (unit-norm "eigen-time delay"
+          coordinates, V_r = H U_r S_r⁻¹).
+       "centred": H is centred (column means removed) and the coordinates are the principal
+          scores z = H U_r = V_r S_r.
+     Both come from the smaller of H's two Gram matrices (eigh), ~4x faster than an SVD of H
+     and equal to it to ~1e-12; "reference" falls back to a plain SVD when the r-th singular
+     value is below 1e-3 of the first (where the Gram route would lose precision) and sets a
+     coordinate whose singular value is numerically zero to zero.
+     Each coordinate's sign is fixed so that its largest entry is positive: an orthogonal change
+     of the network's hidden basis then gives exactly the same coordinates, and so the same
+     operator. (The reference package leaves these signs arbitrary: its operator equals ours up
+     to a diagonal ±1 similarity D A D, which no DSA distance can see.)
+  3. A linear operator A with z_{t+1} ≈ A z_t, fitted by ridge regression within trials (each
+     trial's last row is only a target, its first only a regressor):
+     Aᵀ = (Z₀ᵀZ₀ + λI)⁻¹ Z₀ᵀZ₁   (DMD). λ = `ridge` under "reference" (the package's `lamb`,
+     in coordinates whose Gram matrix is ≈ I), λ = `ridge` × mean(s²) under "centred".
 Per pair (the "Procrustes over vector fields" distance, eq. 4):
      d(A, B) = min over orthogonal C of  arccos ⟨Â, C B̂ Cᵀ⟩,   Â = A/‖A‖_F, B̂ = B/‖B‖_F,
 reflections included (both determinant branches are searched). `score="euclidean"` reports
@@ -27,7 +42,6 @@ other network k, which finds the global optimum far more often than one start.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,15 +52,31 @@ import torch
 class DSAParams:
     n_delays: int = 10
     rank: int = 10
+    # ridge λ of the operator's least squares. Under fit="reference" it is the reference
+    # package's `lamb` exactly: an absolute λ added to V₀ᵀV₀ in the unit-norm V coordinates,
+    # whose Gram matrix is ≈ I (I minus each trial's last row), so it is already relative; the
+    # same number gives the package's operator. Under fit="centred", λ = ridge × the mean
+    # squared singular value of the kept coordinates.
+    # The package defaults to lamb = 0 (DSA's documented default; its DMD class alone uses
+    # 1e-8); we keep 1e-3 under both conventions. In V coordinates it shrinks the operator
+    # almost uniformly by ~0.1 %, which the angular score's normalisation removes to first
+    # order (measured on 6 random tanh networks, 64 units, n_delays 10, rank 10: distances move
+    # by at most 2.4e-6 rad against ridge 0), and it keeps the normal equations well-posed
+    # whatever the data: a coordinate whose singular value is numerically zero is set to zero
+    # (its singular vector would be rounding noise) and gets a zero row and column of A, and a
+    # coordinate that lives mostly in the trials' last rows (nearly singular V₀ᵀV₀) stays
+    # bounded. Pass ridge=0 to reproduce the package's default exactly.
     ridge: float = 1e-3
+    fit: str = "reference"  # or "centred": see the module docstring
     score: str = "angular"  # or "euclidean"
     tol: float = 1e-8
     max_iter: int = 80
     rounds: int = 3  # composition rounds for groups of 3 or more networks
-    starts: int = 0  # per pair: I, diag(-1, 1, ...), then seeded random orthogonal matrices;
-    #                  0 = 2 where pairs have >= 8 composition routes (a group of >= 10), else
-    #                  8: composition rounds find what extra starts would (measured at rank 20,
-    #                  20 networks: 2 starts as close to the best known as 8, 1.7x faster)
+    starts: int = 8  # per pair: I, diag(-1, 1, ...), then seeded random orthogonal matrices.
+    #                  Measured (12 tanh networks, rank 6, against a 24-start search): with
+    #                  composition rounds, 8 starts found the best known optimum on all 66 pairs
+    #                  under both fits; 2 starts missed by 2.0e-2 rad (reference) and 8.2e-4
+    #                  (centred), 4 starts by 1.0e-3 (centred), at ~2.3x fewer iterations
     max_cg: int = 0  # truncated-CG steps per Newton step; 0 = min(r(r-1)/2, 40). Measured at
     #                  rank 20: same optima as the full r(r-1)/2 = 190, 2.4x faster; at rank 10 a
     #                  cap of 20 doubled the Newton iterations
@@ -54,10 +84,12 @@ class DSAParams:
     def __post_init__(self) -> None:
         if self.n_delays < 1 or self.rank < 1:
             raise ValueError("n_delays and rank must be >= 1")
-        if self.starts < 0:
-            raise ValueError("starts must be >= 0")
+        if self.starts < 1:
+            raise ValueError("starts must be >= 1")
         if self.ridge < 0:
             raise ValueError("ridge must be >= 0")
+        if self.fit not in ("reference", "centred"):
+            raise ValueError(f"fit must be 'reference' or 'centred', got {self.fit!r}")
         if self.score not in ("angular", "euclidean"):
             raise ValueError(f"score must be 'angular' or 'euclidean', got {self.score!r}")
 
@@ -72,8 +104,14 @@ def hankel(traj: np.ndarray, n_delays: int) -> np.ndarray:
     return np.concatenate(cols, axis=2)
 
 
+def _fix_signs(z: np.ndarray) -> np.ndarray:
+    """Each column times the sign of its largest-magnitude entry (zero columns stay zero)."""
+    r = z.shape[1]
+    return z * np.sign(z[np.abs(z).argmax(axis=0), np.arange(r)])
+
+
 def _reduced(traj: np.ndarray, params: DSAParams):
-    """Delay-embedded trajectories in their top-`rank` principal coordinates.
+    """Delay-embedded trajectories in their top-`rank` principal coordinates (fit="centred").
 
     Returns z (trials, rows, r), the squared singular values (descending) of the centred Hankel
     matrix, and r. The principal directions come from the smaller of its two Gram matrices
@@ -95,24 +133,84 @@ def _reduced(traj: np.ndarray, params: DSAParams):
     s2 = np.clip(s2, 0, None)
     # singular vectors have arbitrary signs; fix each so its largest coordinate is positive.
     # An orthogonal change of the network's hidden basis then gives exactly the same z.
-    z = z * np.sign(z[np.abs(z).argmax(axis=0), np.arange(r)])
+    z = _fix_signs(z)
     return z.reshape(trials, rows, r), s2, r
 
 
-def _ridge_fit(z: np.ndarray, s2: np.ndarray, params: DSAParams):
-    """Aᵀ = (Z₀ᵀZ₀ + λI)⁻¹ Z₀ᵀZ₁ within trials; returns (A, z0, z1)."""
+#: below this ratio s_r/s_1 the Gram route's rounding in V_r (~eps·(s_1/s_r)²) could exceed
+#: ~1e-10, so fit="reference" takes a plain SVD instead (measured: 2e-12 at 1e-3, 2e-10 at 1e-4)
+_GRAM_MIN_RATIO = 1e-3
+
+
+def _reference_coords(traj: np.ndarray, params: DSAParams):
+    """The reference package's coordinates (fit="reference"): the top-r left singular vectors
+    V_r of the uncentred, trial-stacked Hankel matrix H = V S Uᵀ (unit-norm columns).
+
+    Returns v (trials, rows, r), the squared singular values (descending) of H, and r. V_r =
+    H U_r S_r⁻¹ from the eigenvectors U of HᵀH (or V_r directly from those of HHᵀ when H has
+    fewer rows than columns), as the SVD of H but ~4x faster; a plain SVD when s_r < 1e-3 s_1.
+    A coordinate whose singular value is numerically zero (≤ max(H.shape)·eps·s_1, numpy's
+    matrix-rank tolerance) has no defined direction (the package returns rounding noise
+    there): it is set to zero. Signs are fixed as in `_reduced`.
+    """
+    h = hankel(np.asarray(traj, dtype=np.float64), params.n_delays)
+    trials, rows, dim = h.shape
+    flat = h.reshape(-1, dim)
+    r = min(params.rank, *flat.shape)
+    if flat.shape[0] >= dim:
+        s2, u = np.linalg.eigh(flat.T @ flat)
+    else:
+        s2, u = np.linalg.eigh(flat @ flat.T)
+    s2, u = np.clip(s2[::-1], 0, None), u[:, ::-1]
+    if s2[r - 1] >= _GRAM_MIN_RATIO**2 * s2[0] and s2[0] > 0:
+        if flat.shape[0] >= dim:
+            v = flat @ (u[:, :r] / np.sqrt(s2[:r]))
+        else:
+            v = u[:, :r].copy()
+    else:  # ill-conditioned (or zero) data: singular vectors to full precision
+        vv, s, _ = np.linalg.svd(flat, full_matrices=False)
+        s2 = s**2
+        v = vv[:, :r].copy()
+        v[:, s[:r] <= max(flat.shape) * np.finfo(np.float64).eps * s[0]] = 0.0
+    return _fix_signs(v).reshape(trials, rows, r), s2, r
+
+
+def _coords(traj: np.ndarray, params: DSAParams):
+    """(coordinates (trials, rows, r), squared singular values, r, ridge λ, scale (r,)):
+    `scale` turns the coordinates into the embedding's units (principal scores)."""
+    if params.fit == "centred":
+        z, s2, r = _reduced(traj, params)
+        lam = params.ridge * float(np.mean(s2[:r])) if r else 0.0
+        return z, s2, r, lam, np.ones(r)
+    v, s2, r = _reference_coords(traj, params)
+    return v, s2, r, params.ridge, np.sqrt(s2[:r])
+
+
+def _ridge_fit(z: np.ndarray, lam: float):
+    """Aᵀ = (Z₀ᵀZ₀ + λI)⁻¹ Z₀ᵀZ₁ within trials; returns (A, z0, z1).
+
+    Zero coordinates (numerically rank-deficient data under fit="reference") get a zero row and
+    column of A: with λ > 0 that is what the solve gives; with λ = 0 the solve runs on the
+    other coordinates only."""
     r = z.shape[-1]
     z0 = z[:, :-1].reshape(-1, r)
     z1 = z[:, 1:].reshape(-1, r)
-    lam = params.ridge * float(np.mean(s2[:r])) if r else 0.0
-    a_t = np.linalg.solve(z0.T @ z0 + lam * np.eye(r), z0.T @ z1)
+    gram = z0.T @ z0
+    live = np.flatnonzero(np.abs(z).reshape(-1, r).max(axis=0) > 0) if lam == 0 else None
+    if live is None or len(live) == r:
+        a_t = np.linalg.solve(gram + lam * np.eye(r), z0.T @ z1)
+    else:
+        a_t = np.zeros((r, r))
+        a_t[np.ix_(live, live)] = np.linalg.solve(
+            gram[np.ix_(live, live)], z0[:, live].T @ z1[:, live]
+        )
     return a_t.T, z0, z1
 
 
 def fit_operator(traj: np.ndarray, params: DSAParams) -> np.ndarray:
     """The rank-r linear operator (r, r) of one network's delay-embedded dynamics."""
-    z, s2, r = _reduced(traj, params)
-    op, _, _ = _ridge_fit(z, s2, params)
+    z, _, r, lam, _ = _coords(traj, params)
+    op, _, _ = _ridge_fit(z, lam)
     if r < params.rank:  # fewer dimensions than asked: pad so all operators share a shape
         op = np.pad(op, ((0, params.rank - r), (0, params.rank - r)))
     return op
@@ -120,11 +218,18 @@ def fit_operator(traj: np.ndarray, params: DSAParams) -> np.ndarray:
 
 def fit_quality(traj: np.ndarray, params: DSAParams) -> tuple[float, float]:
     """How well the operator describes the network: (fraction of the delay embedding's variance
-    kept by the rank-r coordinates, R² of the one-step prediction z_{t+1} ≈ A z_t in them)."""
-    z, s2, r = _reduced(traj, params)
-    op, z0, z1 = _ridge_fit(z, s2, params)
-    resid = z1 - z0 @ op.T
-    centred = z1 - z1.mean(axis=0)
+    kept by the rank-r coordinates, R² of the one-step prediction z_{t+1} ≈ A z_t).
+
+    The variance is that of the matrix the convention decomposes: about the mean under
+    fit="centred", uncentred (‖H‖²_F, mean included: what the rank-r SVD of the uncentred H
+    keeps) under fit="reference". R² is measured in the principal-score scale z = V_r S_r under
+    both (the reference's unit-norm coordinates are weighted by their singular values), so it is
+    the variance-weighted R² of predicting the rank-r part of the next Hankel row, relative to
+    the target's variance about its mean."""
+    z, s2, r, lam, scale = _coords(traj, params)
+    op, z0, z1 = _ridge_fit(z, lam)
+    resid = (z1 - z0 @ op.T) * scale
+    centred = (z1 - z1.mean(axis=0)) * scale
     kept = float(s2[:r].sum() / max(s2.sum(), 1e-300))
     return kept, float(1 - (resid**2).sum() / max((centred**2).sum(), 1e-300))
 
@@ -286,11 +391,10 @@ class Alignment:
 def align_pairs(
     a_ops: np.ndarray, b_ops: np.ndarray, params: DSAParams = DSAParams(), device: str | None = None
 ) -> Alignment:
-    """Best C for each (A_p, B_p), from `params.starts` (0: 8) starts covering both
-    determinants."""
+    """Best C for each (A_p, B_p), from `params.starts` starts covering both determinants."""
     a, b = normalize(a_ops), normalize(b_ops)
     p, r, _ = a.shape
-    starts = _starts(r, params.starts or 8, a.dtype, a.device)
+    starts = _starts(r, params.starts, a.dtype, a.device)
     s = starts.shape[0]
     aa = a.repeat(s, 1, 1)
     bb = b.repeat(s, 1, 1)
@@ -318,10 +422,26 @@ def all_pairs(
     pairs: np.ndarray | None = None,
     device: str | None = None,
 ):
+    """`all_pairs_scores` with the distances of `params.score` only."""
+    pairs, dist, iters, g = all_pairs_scores(ops, params, pairs, device)
+    return pairs, dist[params.score], iters, g
+
+
+SCORES = ("angular", "euclidean")
+
+
+def all_pairs_scores(
+    ops: np.ndarray,
+    params: DSAParams = DSAParams(),
+    pairs: np.ndarray | None = None,
+    device: str | None = None,
+):
     """Distances for the pairs (i, j), i < j, of a group of operators (n, r, r): every pair by
     default, else only the given ones (e.g. the pairs a cache is missing).
 
-    Returns (pairs (m, 2), distances (m,), iterations (m,), g (m,)). With three or more networks,
+    Returns (pairs (m, 2), {score: distances (m,)} for both scores (one alignment gives both:
+    the C maximizing ⟨Â, C B̂ Cᵀ⟩ also minimizes ‖Â − C B̂ Cᵀ‖_F; the Frobenius score is of the
+    unnormalized operators at that C), iterations (m,), g (m,)). With three or more networks,
     `params.rounds` composition rounds reseed each pair from C_ik C_kj (through every k whose
     pairs with i and j are among those computed) and keep improvements. The Newton batches run
     on `device` (default: CUDA when available; the small bookkeeping stays on the CPU).
@@ -334,14 +454,9 @@ def all_pairs(
         raise ValueError("pairs must be (i, j) with i < j")
     ii, jj = pairs[:, 0], pairs[:, 1]
     if len(pairs) == 0:
-        return pairs, np.zeros(0), np.zeros(0, np.int64), np.zeros(0)
+        return pairs, {s: np.zeros(0) for s in SCORES}, np.zeros(0, np.int64), np.zeros(0)
     known = torch.zeros(n, n, dtype=torch.bool)  # the pairs computed, both ways
     known[ii, jj] = known[jj, ii] = True
-    if params.starts == 0:
-        adjacency = known.to(torch.float64)
-        routes = (adjacency @ adjacency)[ii, jj]  # networks k with (i, k) and (k, j) computed
-        many = params.rounds > 0 and bool(routes.min() >= 8)
-        params = dataclasses.replace(params, starts=2 if many else 8)
     al = align_pairs(ops[ii], ops[jj], params, device)
     g = torch.as_tensor(al.g)
     c = torch.as_tensor(al.c)
@@ -354,7 +469,8 @@ def all_pairs(
             changed = _compose_round(a, ii, jj, known, c, g, iters, params, changed, tried, device)
             if not bool(changed.any()):
                 break
-    dist = score(ops[ii], ops[jj], Alignment(g.numpy(), c.numpy(), iters.numpy()), params.score)
+    al = Alignment(g.numpy(), c.numpy(), iters.numpy())
+    dist = {s: score(ops[ii], ops[jj], al, s) for s in SCORES}
     return pairs, dist, iters.numpy(), g.numpy()
 
 

@@ -26,6 +26,9 @@ class PairResult:
     distance: np.ndarray
     iterations: np.ndarray | None = None
     loss: np.ndarray | None = None
+    #: the same pairs under other parameter values that cost nothing extra, as
+    #: (parameter overrides, distances): DSA's other score from the same alignment
+    alternates: tuple[tuple[dict, np.ndarray], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -48,9 +51,10 @@ def _dsa_pairs(items, pairs, p):
     # every network they connect
     ordered = np.sort(np.asarray(pairs).reshape(-1, 2), axis=1)
     uniq, back = np.unique(ordered, axis=0, return_inverse=True)
-    _, dist, its, g = dsa.all_pairs(ops, p, pairs=uniq)
+    _, dist, its, g = dsa.all_pairs_scores(ops, p, pairs=uniq)
     back = back.reshape(-1)
-    return PairResult(dist[back], its[back], 1 - g[back])
+    other = tuple(({"score": s}, d[back]) for s, d in dist.items() if s != p.score)
+    return PairResult(dist[p.score][back], its[back], 1 - g[back], other)
 
 
 def _each(fn):
@@ -78,7 +82,8 @@ class DSAMetricParams(dsa.DSAParams):
 def _operator_key(p: DSAMetricParams) -> tuple[str, dict]:
     """What a DSA operator depends on (not the alignment's settings): shared by both metrics."""
     return "dsa_operator", {
-        "fit": "gram-1",  # bump when fit_operator's method changes: stored operators then refit
+        "fit": "gram-2",  # bump when fit_operator's method changes: stored operators then refit
+        "convention": p.fit,
         "n_delays": p.n_delays,
         "rank": p.rank,
         "ridge": p.ridge,
@@ -111,7 +116,7 @@ METRICS: dict[str, Metric] = {
         pif.PIFParams,
         lambda w, p: w,
         _pif_pairs,
-        "permutation-invariant RMS distance between final recurrent matrices",
+        "permutation-invariant distance between recurrent matrices (÷ n², the paper's)",
     ),
     "cka": Metric(
         "cka",
