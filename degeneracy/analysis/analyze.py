@@ -5,43 +5,51 @@ Groups are rows of `SELECT <group_by>, list(network_id) ... GROUP BY ALL` over
 Each group gets, per metric, a value and a bootstrap standard error over networks:
 behavior = std of OOD loss; pairwise metrics = mean pairwise distance (via the cache);
 fl = mean relative recurrent weight change ‖W_T − W_0‖/‖W_0‖ and mean NTK kernel alignment.
+Beside dsa: `dsa_floor` (mean per-network noise floor, PairwiseCache.floors) and `dsa_kept`
+(variance the rank keeps); beside pif: `pif_chance` (the same distance between the networks'
+initial matrices).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from degeneracy.analysis.grouping import (
+    DEFAULT_GROUP_BY,
+    conditions,
+    setting_sql,
+    split_settings,
+)
 from degeneracy.analysis.metrics import METRICS, resolve
 from degeneracy.analysis.pairwise_cache import PairwiseCache
 from degeneracy.analysis.summary import behavior, mean_pairwise
 from degeneracy.registry.errors import RegistryError
 from degeneracy.registry.ids import params_hash
 
-DEFAULT_GROUP_BY = ["task", "complexity", "hidden_size", "regime", "gamma", "l1", "nuclear"]
 LEVEL_METRICS = ("behavior", "fl", *METRICS)
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: values reported beside a metric -> the metric whose parameters they were computed at
+DERIVED = {"dsa_floor": "dsa", "dsa_kept": "dsa", "pif_chance": "pif_chance"}
 
 
 def groups(registry, group_by: list[str], where: str | None, converged_only: bool = True):
-    for col in group_by:
-        if not _IDENT.match(col):
-            raise RegistryError(f"--group-by takes column names, got {col!r}")
-    conds = (["converged"] if converged_only else []) + ([f"({where})"] if where else [])
-    cols = ", ".join(group_by)
+    """[(group key, network ids, OOD losses)]: `group_by` columns plus every setting in
+    `factors` that differs among the selected networks (`split_settings`)."""
+    split = split_settings(registry, group_by, where, converged_only)
+    names = [*group_by, *split]
+    cols = ", ".join([*group_by, *(setting_sql(k) for k in split)])
     sql = (
         f"SELECT {cols}, list(network_id ORDER BY network_id) AS ids, "
         f"list(ood_loss ORDER BY network_id) AS ood FROM networks_labeled "
-        f"{'WHERE ' + ' AND '.join(conds) if conds else ''} GROUP BY ALL ORDER BY ALL"
+        f"{conditions(where, converged_only)} GROUP BY ALL ORDER BY ALL"
     )
     with registry.read_query(sql) as rel:
         rows = rel.fetchall()
-    return [(dict(zip(group_by, r[:-2])), r[-2], r[-1]) for r in rows]
+    return [(dict(zip(names, r[:-2])), r[-2], r[-1]) for r in rows]
 
 
 def _feature_learning(registry, ids: list[str], with_kernel: bool) -> dict[str, tuple]:
@@ -86,6 +94,20 @@ def _kernel_alignment(registry, nid, ntk, kernel_alignment, trials: int = 4, ste
         return None
     x = task.probe(trials, factors.get("train", {}).get("probe_seed", 0)).inputs[:, :steps]
     return kernel_alignment(ntk(spec, final, x), ntk(spec, init, x))
+
+
+def _as_dict(params) -> dict:
+    if isinstance(params, str):
+        return json.loads(params) if params.strip() else {}
+    return dict(params or {})
+
+
+def _kept_variance(registry, ids: list[str], p) -> tuple[float | None, float | None]:
+    """Mean fraction of the delay embedding's variance the DSA rank keeps (fit quality)."""
+    from degeneracy.analysis.dsa import fit_quality
+
+    traj = registry.load_trajectories(ids, p.probe)
+    return _mean_se(np.array([fit_quality(t, p)[0] for t in traj]))
 
 
 def _mean_se(x: np.ndarray) -> tuple[float | None, float | None]:
@@ -145,6 +167,16 @@ def analyze(
                 values[m] = (None, None)
             else:
                 values[m] = mean_pairwise(cache.matrix(m, ids, params.get(m)))
+            if m == "dsa":  # what each dynamics value must be read against
+                floors = cache.floors(m, ids, params.get(m))
+                values["dsa_floor"] = _mean_se(floors[np.isfinite(floors)])
+                values["dsa_kept"] = _kept_variance(registry, ids, resolved[m][1])
+            if m == "pif":  # the chance level: the same networks' matrices at initialization
+                chance = {**_as_dict(params.get(m)), "stage": "init"}
+                resolved["pif_chance"] = cache.resolve(m, ids, chance)
+                values["pif_chance"] = (
+                    mean_pairwise(cache.matrix(m, ids, chance)) if len(ids) >= 2 else (None, None)
+                )
         for name, (value, se) in values.items():
             value = (
                 None if value is None or (isinstance(value, float) and math.isnan(value)) else value
@@ -154,9 +186,10 @@ def analyze(
             row[f"{name}_se"] = se
             if name not in columns:
                 columns.append(name)
+            source = DERIVED.get(name, name)
             ptext = (
-                resolved[name][2]
-                if name in resolved
+                resolved[source][2]
+                if source in resolved
                 else json.dumps(
                     {"kernel_trials": 4, "kernel_steps": 50} if name == "kernel_alignment" else {}
                 )

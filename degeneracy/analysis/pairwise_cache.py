@@ -14,7 +14,12 @@ from typing import Any
 import numpy as np
 
 from degeneracy.analysis.metrics import resolve
+from degeneracy.registry.errors import RegistryError
 from degeneracy.registry.ids import params_hash
+
+#: the second probe set every trained network is evaluated on (same size and distribution as
+#: "id", independent draws): the noise floor of a trajectory metric compares the two
+REPLICA_PROBE = "id_b"
 
 
 class PairwiseCache:
@@ -87,7 +92,7 @@ class PairwiseCache:
         todo = [i for i in todo if (metric.name, key, i) not in self._prepared]
         if todo:
             if metric.source == "weights":
-                arrays = self.registry.load_weights(todo, "W_h", "final")
+                arrays = self.registry.load_weights(todo, "W_h", getattr(obj, "stage", "final"))
             else:
                 arrays = self.registry.load_trajectories(todo, obj.probe)
             for i, arr in zip(todo, arrays):
@@ -111,12 +116,7 @@ class PairwiseCache:
             items = self._load(metric, obj, key, involved)
             idx = np.array([(pos[a], pos[b]) for a, b in missing], dtype=np.int64)
             res = metric.pairs(items, idx, obj)
-            extra = json.dumps({"params": json.loads(text)})
-            for k, (a, b) in enumerate(missing):
-                d = float(res.distance[k])
-                it = None if res.iterations is None else int(res.iterations[k])
-                loss = None if res.loss is None else float(res.loss[k])
-                self.pending[(metric.name, key, a, b)] = (d, it, loss, extra)
+            for (a, b), d in zip(missing, self._keep(metric.name, metric.name, text, missing, res)):
                 stored[(a, b)] = d
             self.computed += len(missing)
         n = len(ids)
@@ -126,6 +126,64 @@ class PairwiseCache:
                 a, b = sorted((ids[i], ids[j]))
                 out[i, j] = out[j, i] = 0.0 if a == b else stored[(a, b)]
         return out
+
+    def floors(self, metric_name: str, ids: list[str], params=None) -> np.ndarray:
+        """Per network of `ids`: the metric's distance between its fits on two independent probe
+        sets of the same size and input distribution ("id" and its replica "id_b"), at the same
+        parameters as the pairwise distances: the noise floor a difference between networks is
+        read against. NaN for networks stored without the replica (ingested, older registries).
+        Kept in `pairwise` as metric "<metric>_floor" with a = b = the network."""
+        metric, obj, text, key = self.resolve(metric_name, ids, params)
+        if getattr(obj, "probe", None) != "id":
+            raise RegistryError(f"{metric_name}: a noise floor needs probe 'id' (and 'id_b')")
+        name = f"{metric.name}_floor"
+        uniq = sorted(set(ids))
+        stored = {
+            a: d
+            for a, d in self._query(
+                "SELECT a, distance FROM pairwise WHERE metric = ? AND params_hash = ? AND a = b "
+                "AND a IN (SELECT unnest(?::VARCHAR[]))",
+                [name, key, uniq],
+            )
+        }
+        pending = self.pending.items()
+        stored.update({a: v[0] for (m, k, a, _), v in pending if (m, k) == (name, key)})
+        missing = [i for i in uniq if i not in stored]
+        if missing:
+            have = {
+                r[0]
+                for r in self._query(
+                    "SELECT DISTINCT network_id FROM trajectories WHERE probe = ? "
+                    "AND network_id IN (SELECT unnest(?::VARCHAR[]))",
+                    [REPLICA_PROBE, missing],
+                )
+            }
+            todo = [i for i in missing if i in have]
+            if todo:
+                replica = json.loads(text) | {"probe": REPLICA_PROBE}
+                _, obj_b, _, key_b = resolve(metric.name, replica)
+                items = self._load(metric, obj, key, todo) + self._load(metric, obj_b, key_b, todo)
+                n = len(todo)
+                idx = np.array([(i, n + i) for i in range(n)], dtype=np.int64)
+                res = metric.pairs(items, idx, obj)
+                rows = [(nid, nid) for nid in todo]
+                for nid, d in zip(todo, self._keep(name, metric.name, text, rows, res)):
+                    stored[nid] = d
+        return np.array([stored.get(i, np.nan) for i in ids], dtype=np.float64)
+
+    def _keep(self, name: str, metric: str, text: str, rows: list, res) -> list[float]:
+        """Pend `res` for `rows` [(a, b)] as metric `name` at parameters `text`, plus its
+        alternates (DSA's other score) at their own parameter hashes; returns the distances."""
+        base = json.loads(text)
+        for overrides, values in [({}, res.distance), *res.alternates]:
+            params = {**base, **overrides}
+            key = params_hash({"metric": metric, **params})
+            extra = json.dumps({"params": params})
+            for k, (a, b) in enumerate(rows):
+                it = None if res.iterations is None else int(res.iterations[k])
+                loss = None if res.loss is None else float(res.loss[k])
+                self.pending[(name, key, a, b)] = (float(values[k]), it, loss, extra)
+        return [float(x) for x in res.distance]
 
     def flush(self) -> int:
         """Write pending pairs and per-network fits to the catalog (one transaction); returns

@@ -1,9 +1,12 @@
 """Permutation-invariant distance between recurrent weight matrices.
 
-    d_PIF(W1, W2) = min over permutations P of ‖W1 − Pᵀ W2 P‖_F / n      (n = hidden units)
+    d_PIF(W1, W2) = min over permutations P of ‖W1 − Pᵀ W2 P‖_F / n²     (norm = "params")
 
-i.e. the root-mean-square entry difference after the best relabelling of hidden units, so
-networks of different widths are comparable. Relabelling acts on rows *and* columns, which is a
+normalized by the number of parameters in the weight matrix, as the paper states (the default);
+`norm = "rms"` divides by n instead (the root-mean-square entry difference). `stage = "init"`
+compares the matrices at initialization: the chance level a weight degeneracy is read against.
+
+Relabelling acts on rows *and* columns, which is a
 quadratic assignment problem (maximise tr(W1ᵀ Pᵀ W2 P)); a one-sided Hungarian match of rows is
 not the same problem. Solved with scipy's FAQ algorithm (Vogelstein et al. 2015) from the
 barycenter and from `restarts` random doubly-stochastic starts; the identity is always a
@@ -22,10 +25,16 @@ from scipy.optimize import quadratic_assignment
 class PIFParams:
     restarts: int = 1
     seed: int = 0
+    norm: str = "params"  # ÷ n² (the paper's); "rms": ÷ n
+    stage: str = "final"  # which stored W_h: "final", or "init" for the chance level
 
     def __post_init__(self) -> None:
         if self.restarts < 0:
             raise ValueError("restarts must be >= 0")
+        if self.norm not in ("params", "rms"):
+            raise ValueError(f"norm must be 'params' or 'rms', got {self.norm!r}")
+        if self.stage not in ("final", "init"):
+            raise ValueError(f"stage must be 'final' or 'init', got {self.stage!r}")
 
 
 def pif_distance(w1: np.ndarray, w2: np.ndarray, params: PIFParams = PIFParams()):
@@ -49,7 +58,7 @@ def pif_distance(w1: np.ndarray, w2: np.ndarray, params: PIFParams = PIFParams()
         iterations += int(res.nit)
         if d < best:
             best, best_perm = d, perm
-    return best / n, best_perm, iterations
+    return best / (n * n if params.norm == "params" else n), best_perm, iterations
 
 
 def _chunk(args):

@@ -3,6 +3,9 @@
     dsa_distance(a, b [, params_json])        pif_distance(a, b [, params_json])
     cka_distance(a, b [, params_json])        procrustes_distance(a, b [, params_json])
     mean_pairwise(metric, ids [, params_json])   -- ids = list(network_id) of a group
+    dsa_floor(ids [, params_json])               -- mean per-network DSA noise floor: each
+                                                    network's distance to itself on an
+                                                    independent probe set ("id" vs "id_b")
 
 They go through the pairwise cache: a pair is computed once per parameter set, ever. DuckDB
 refuses same-name overloads of Python functions, so one Python function per shape is registered
@@ -41,6 +44,15 @@ def register(con: duckdb.DuckDBPyConnection, registry) -> LazyCache:
         value, _ = mean_pairwise(cache.get().matrix(metric, ids, params))
         return None if math.isnan(value) else value
 
+    def group_floor(ids, params):
+        import numpy as np
+
+        ids = [i for i in (ids or []) if i is not None]
+        if not ids:
+            return None
+        floors = cache.get().floors("dsa", ids, params)
+        return None if np.isnan(floors).all() else float(np.nanmean(floors))
+
     v = sqltypes.VARCHAR
     con.create_function(
         "_degeneracy_pair",
@@ -64,6 +76,18 @@ def register(con: duckdb.DuckDBPyConnection, registry) -> LazyCache:
             f"_degeneracy_pair('{metric}', a, b, '{{}}'), "
             f"(a, b, params) AS _degeneracy_pair('{metric}', a, b, params)"
         )
+    con.create_function(
+        "_degeneracy_dsa_floor",
+        group_floor,
+        [duckdb.list_type(v), v],
+        sqltypes.DOUBLE,
+        null_handling="special",
+        side_effects=True,
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP MACRO dsa_floor(ids) AS _degeneracy_dsa_floor(ids, '{}'), "
+        "(ids, params) AS _degeneracy_dsa_floor(ids, params)"
+    )
     con.execute(
         "CREATE OR REPLACE TEMP MACRO mean_pairwise(metric, ids) AS "
         "_degeneracy_mean_pairwise(metric, ids, '{}'), "

@@ -44,6 +44,15 @@ def analyze(
     all_networks: Annotated[
         bool, typer.Option("--all", help="Include unconverged networks.")
     ] = False,
+    dsa_grid: Annotated[
+        str | None,
+        typer.Option(
+            "--dsa-grid",
+            metavar="FACTOR",
+            help="Instead: FACTOR's dynamics direction at every n_delays x rank of a 3 x 3 "
+            "grid (5, 10, 20 each); a direction holds only if resolved at every point.",
+        ),
+    ] = None,
     format: FormatOpt = Format.table,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write to FILE.")] = None,
     registry: RegistryOpt = None,
@@ -61,6 +70,9 @@ def analyze(
 
     reg = _open(registry)
     cols = [c.strip() for c in group_by.split(",")] if group_by else None
+    if dsa_grid is not None:
+        _grid(reg, dsa_grid, cols, where, _params(params or []), not all_networks, format, out)
+        return
     names = [m.strip() for m in metrics.split(",") if m.strip()]
     shown = [
         TextColumn("{task.description}"),
@@ -92,6 +104,43 @@ def analyze(
     else:
         header = keys + [x for c in columns for x in (c, f"{c}_se")]
         emit(header, [tuple(r[h] for h in header) for r in rows], format, out)
+
+
+def _grid(reg, factor, cols, where, params, converged_only, format, out) -> None:
+    from degeneracy.analysis.grid import dsa_grid, grid_verdict
+    from degeneracy.analysis.grouping import DEFAULT_GROUP_BY, split_settings
+
+    if not converged_only:
+        raise RegistryError("--dsa-grid uses converged networks only (drop --all)")
+    group_by = cols or list(DEFAULT_GROUP_BY)
+    if factor not in group_by:
+        group_by.append(factor)
+    series = [c for c in group_by if c != factor] + split_settings(reg, group_by, where)
+    p = params.get("dsa")
+    base = json.loads(p) if p else {}
+    rows = dsa_grid(reg, factor, group_by, where, base, series=series, progress=_say)
+    if not rows:
+        _say("no (converged) networks match, or fewer than two levels of " + factor)
+        return
+    header = [
+        "n_delays",
+        "rank",
+        "setting",
+        "low",
+        "high",
+        "measured",
+        "difference",
+        "2 SE",
+        "floor",
+        "verdict",
+    ]
+    body = [tuple(r.get(h) for h in header) for r in rows]
+    if format is Format.table:
+        body = [tuple(f"{v:.4g}" if isinstance(v, float) else v for v in b) for b in body]
+    emit(header, body, format, out)
+    if format is Format.table:
+        for label, text in grid_verdict(rows).items():
+            typer.echo(f"{factor} ({label}): dynamics {text}")
 
 
 def _pm(value, se) -> str:

@@ -161,7 +161,7 @@ def query(
 
 
 LS_SQL = """
-SELECT task, complexity, hidden_size, regime, gamma, l1, nuclear,
+SELECT task, complexity, hidden_size, regime, gamma, l1, nuclear{settings},
        count(*) AS networks,
        count(DISTINCT ensemble_id) AS ensembles,
        round(avg(CASE WHEN converged THEN 1.0 ELSE 0.0 END), 3) AS converged_frac,
@@ -182,10 +182,17 @@ def ls_(
 ) -> None:
     """Networks grouped by task and condition, with counts and the converged fraction.
 
+    Settings in `factors` that differ within a condition (threshold, lr, ...) get a column each.
+
     Example: `degeneracy ls --where "task = 'flipflop' AND hidden_size >= 64"`
     """
+    from degeneracy.analysis.grouping import DEFAULT_GROUP_BY, setting_sql, split_settings
+
     reg = _open(registry)
-    with reg.read_query(LS_SQL.format(where=f"WHERE {where}" if where else "")) as rel:
+    split = split_settings(reg, DEFAULT_GROUP_BY, where, converged_only=False)
+    settings = "".join(f", {setting_sql(k)}" for k in split)
+    sql = LS_SQL.format(where=f"WHERE {where}" if where else "", settings=settings)
+    with reg.read_query(sql) as rel:
         columns, rows = rel.columns, rel.fetchall()
     if not rows and format is Format.table:
         _say(f"no networks in {reg.root}" + (" matching the filter" if where else ""))

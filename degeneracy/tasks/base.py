@@ -54,12 +54,17 @@ class Task:
     def params(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def probe(self, n_trials: int, probe_seed: int = 0, ood: bool = False) -> Batch:
-        """The fixed probe set: identical for every network with the same task parameters."""
-        key = json.dumps(
-            {"task": self.name, "params": self.params(), "seed": probe_seed, "ood": ood},
-            sort_keys=True,
-        )
+    def probe(
+        self, n_trials: int, probe_seed: int = 0, ood: bool = False, replica: int = 0
+    ) -> Batch:
+        """The fixed probe set: identical for every network with the same task parameters.
+
+        `replica` > 0 gives independent probe sets of the same size and distribution (the
+        noise floor of trajectory metrics compares a network's fits on two of them)."""
+        spec = {"task": self.name, "params": self.params(), "seed": probe_seed, "ood": ood}
+        if replica:
+            spec["replica"] = replica
+        key = json.dumps(spec, sort_keys=True)
         seed = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little")
         return self.generate(np.random.default_rng(seed), n_trials, ood=ood)
 

@@ -44,7 +44,8 @@ def test_the_design_query_runs_and_the_second_run_computes_nothing(registry, cou
     reg = _registry(registry)
     first = reg.sql(QUERY)
     assert counted == {"dsa": 6 + 3, "pif": 6 + 3}
-    assert reg.sql("SELECT count(*) AS n FROM pairwise")["n"][0] == 18
+    # 9 pif rows, 9 dsa rows and 9 more for the other DSA score from the same alignments
+    assert reg.sql("SELECT count(*) AS n FROM pairwise")["n"][0] == 27
     second = reg.sql(QUERY)
     assert counted == {"dsa": 9, "pif": 9}  # zero new pairs
     assert first.equals(second)
@@ -144,7 +145,7 @@ def test_metric_parameters_are_part_of_the_cache_key(registry, counted):
     reg.sql(f"SELECT mean_pairwise('dsa', list(network_id), '{other}') FROM networks")
     assert counted["dsa"] == 20
     rows = reg.sql("SELECT count(DISTINCT params_hash) AS h, max(iterations) AS it FROM pairwise")
-    assert rows["h"][0] == 2 and rows["it"][0] > 0
+    assert rows["h"][0] == 2 * 2 and rows["it"][0] > 0  # x 2: both DSA scores are kept
 
 
 def test_bad_metric_or_parameters_are_clear(registry):
@@ -217,7 +218,10 @@ def test_dsa_takes_the_groups_task_defaults_unless_parameters_are_given(registry
     )
     # and what is stored says which parameters were used
     registry.sql("SELECT task, mean_pairwise('dsa', list(network_id)) FROM networks GROUP BY 1")
-    used = registry.sql("SELECT DISTINCT extra FROM pairwise WHERE metric = 'dsa'")["extra"]
+    used = registry.sql(
+        "SELECT DISTINCT extra FROM pairwise WHERE metric = 'dsa' "
+        "AND extra->'params'->>'score' = 'angular'"
+    )["extra"]
     ranks = sorted(json.loads(e)["params"]["rank"] for e in used)
     assert ranks == [2, 3]
     # analyze records, per group, the parameters it used
@@ -227,3 +231,30 @@ def test_dsa_takes_the_groups_task_defaults_unless_parameters_are_given(registry
     stored = registry.sql("SELECT group_key, params FROM results WHERE metric = 'dsa'")
     by_task = {json.loads(k)["task"]: json.loads(p)["rank"] for k, p in stored.iter_rows()}
     assert by_task == {"flipflop": 2, "sine": 3}
+
+
+def test_both_dsa_scores_come_from_one_alignment(registry, counted):
+    """The angular and the Frobenius (paper's) score are kept per pair from the one alignment:
+    switching score computes nothing, and each equals its definition at the shared optimum."""
+    registry.write_ensemble(condition(complexity=1), make_records(range(4), steps=8, rng_seed=1))
+    reg = registry
+    ids = reg.sql("SELECT network_id FROM networks ORDER BY 1")["network_id"].to_list()
+    angular = json.dumps({"n_delays": 2, "rank": 4})
+    frob = json.dumps({"n_delays": 2, "rank": 4, "score": "euclidean"})
+    sql = "SELECT mean_pairwise('dsa', list(network_id), ?) AS d FROM networks"
+    a = reg.sql(sql, [angular])["d"][0]
+    assert counted == {"dsa": 6}
+    f = reg.sql(sql, [frob])["d"][0]
+    assert counted == {"dsa": 6}  # no new alignment
+    from degeneracy.analysis import dsa
+
+    p = dsa.DSAParams(n_delays=2, rank=4)
+    ops = np.stack([dsa.fit_operator(t, p) for t in reg.load_trajectories(ids)])
+    _, d, _, g = dsa.all_pairs_scores(ops, p)
+    assert a == pytest.approx(np.arccos(np.clip(g, -1, 1)).mean(), abs=1e-9)
+    assert f == pytest.approx(d["euclidean"].mean(), abs=1e-9)
+    # ‖A − C B Cᵀ‖²_F = ‖A‖² + ‖B‖² − 2‖A‖‖B‖·g at the C found (g = ⟨Â, C B̂ Cᵀ⟩)
+    na = np.linalg.norm(ops, axis=(1, 2))
+    ii, jj = np.triu_indices(4, 1)
+    want = np.sqrt(na[ii] ** 2 + na[jj] ** 2 - 2 * na[ii] * na[jj] * g)
+    np.testing.assert_allclose(d["euclidean"], want, rtol=1e-9)

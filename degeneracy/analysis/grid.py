@@ -1,0 +1,100 @@
+"""The DSA setting grid: a factor's dynamics direction at every n_delays × rank of a small grid.
+
+DSA values move with its two main settings (delays, rank), sometimes more than with the factor
+under study; a direction is claimed only where it holds — resolved, same sign — at every grid
+point (DESIGN.md; docs/FIDELITY.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from degeneracy.registry.errors import RegistryError
+
+N_DELAYS = (5, 10, 20)
+RANKS = (5, 10, 20)
+
+
+def dsa_grid(
+    registry,
+    factor: str,
+    group_by: list[str],
+    where: str | None = None,
+    params: dict[str, Any] | None = None,
+    n_delays: tuple[int, ...] = N_DELAYS,
+    ranks: tuple[int, ...] = RANKS,
+    series: list[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """One row per grid point and setting: the dynamics direction of `factor` there.
+
+    `group_by` must contain `factor`; `series` are the other keys that may split groups (one
+    direction per combination of those that vary). Grid points the data cannot support
+    (trials shorter than the delays) are returned with verdict "n/a"."""
+    from degeneracy.analysis.analyze import analyze
+    from degeneracy.analysis.report import direction
+
+    if factor not in group_by:
+        raise RegistryError(f"the grid needs {factor!r} among the grouping columns")
+    out = []
+    for d in n_delays:
+        for r in ranks:
+            if progress:
+                progress(f"DSA grid: {d} delays, rank {r}")
+            p = {**(params or {}), "n_delays": d, "rank": r}
+            try:
+                _, rows = analyze(registry, ["dsa"], group_by, where, {"dsa": p}, kernel=False)
+            except ValueError:  # too few time steps for the delays
+                out.append({"n_delays": d, "rank": r, "setting": "all", "verdict": "n/a"})
+                continue
+            keys = [k for k in series or [] if len({str(row.get(k)) for row in rows}) > 1]
+            split: dict[str, list[dict]] = {}
+            for row in rows:
+                label = ", ".join(f"{k}={row[k]}" for k in keys) or "all"
+                split.setdefault(label, []).append(row)
+            for label, sub in split.items():
+                got = direction(sub, factor, "dsa")
+                if got is None:
+                    continue
+                arrow, verdict, diff, two_se, floor = got
+                lo, hi = (
+                    sorted(sub, key=lambda x: x[factor])[0],
+                    sorted(sub, key=lambda x: x[factor])[-1],
+                )
+                out.append(
+                    {
+                        "n_delays": d,
+                        "rank": r,
+                        "setting": label,
+                        "low": lo["dsa"],
+                        "high": hi["dsa"],
+                        "measured": arrow,
+                        "difference": diff,
+                        "2 SE": two_se,
+                        "floor": floor,
+                        "kept": (lo.get("dsa_kept"), hi.get("dsa_kept")),
+                        "verdict": verdict,
+                    }
+                )
+    return out
+
+
+def grid_verdict(rows: list[dict[str, Any]]) -> dict[str, str]:
+    """Per setting: "↓ at all N points", or how many points resolve which way."""
+    by: dict[str, list[dict]] = {}
+    for row in rows:
+        by.setdefault(row["setting"], []).append(row)
+    out = {}
+    for label, sub in by.items():
+        points = [x for x in sub if x["verdict"] != "n/a"]
+        resolved = [x["measured"] for x in points if x["verdict"] == "resolved"]
+        if points and len(resolved) == len(points) and len(set(resolved)) == 1:
+            out[label] = f"{resolved[0]} at all {len(points)} grid points"
+        else:
+            ups, downs = resolved.count("↑"), resolved.count("↓")
+            out[label] = (
+                f"not resolved across the grid ({ups} ↑, {downs} ↓, "
+                f"{len(points) - len(resolved)} unresolved of {len(points)})"
+            )
+    return out

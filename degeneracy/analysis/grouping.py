@@ -1,0 +1,62 @@
+"""Which networks form a group: the condition columns plus every setting that differs.
+
+A registry may hold one condition trained at two thresholds, learning rates or budgets; those
+settings live in the `factors` JSON, so grouping by the typed condition columns alone would pool
+them. Every grouping here adds the `factors` entries that differ within a group as keys
+("train.threshold", "task_params.delay_max", ...), so no group mixes settings.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from degeneracy.registry.errors import RegistryError
+
+DEFAULT_GROUP_BY = ["task", "complexity", "hidden_size", "regime", "gamma", "l1", "nuclear"]
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _flatten(d: dict, prefix: str = "") -> dict[str, str]:
+    out: dict[str, str] = {}
+    for k, v in d.items():
+        path = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(_flatten(v, path + "."))
+        else:
+            out[path] = json.dumps(v, sort_keys=True)
+    return out
+
+
+def conditions(where: str | None, converged_only: bool) -> str:
+    conds = (["converged"] if converged_only else []) + ([f"({where})"] if where else [])
+    return f"WHERE {' AND '.join(conds)}" if conds else ""
+
+
+def split_settings(
+    registry, group_by: list[str], where: str | None, converged_only: bool = True
+) -> list[str]:
+    """The `factors` entries (task parameters, training settings: "train.threshold", ...) that
+    differ within some group of `group_by`. Groups are split by them, never silently pooled."""
+    for col in group_by:
+        if not _IDENT.match(col):
+            raise RegistryError(f"--group-by takes column names, got {col!r}")
+    with registry.read_query(
+        f"SELECT {', '.join(group_by) or '1'}, list(DISTINCT factors) FROM networks_labeled "
+        f"{conditions(where, converged_only)} GROUP BY ALL"
+    ) as rel:
+        found = rel.fetchall()
+    keys: set[str] = set()
+    for row in found:
+        flat = [_flatten(json.loads(f)) for f in row[-1]]
+        every = set().union(*flat)
+        keys |= {k for k in every if len({f.get(k) for f in flat}) > 1}
+    return sorted(keys)
+
+
+def setting_sql(path: str) -> str:
+    parts = path.split(".")
+    quoted = ["'" + p.replace("'", "''") + "'" for p in parts]
+    expr = "factors" + "".join(f"->{q}" for q in quoted[:-1]) + f"->>{quoted[-1]}"
+    alias = path.replace('"', '""')
+    return f'{expr} AS "{alias}"'
