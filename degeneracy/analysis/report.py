@@ -27,8 +27,10 @@ FACTORS = {
 LEVELS = {
     "behavior": ("behavior", "std of OOD loss (MSE)"),
     "dsa": ("dynamics", "mean pairwise DSA distance (rad)"),
-    "pif": ("weights", "mean pairwise PIF distance (RMS per weight)"),
+    "pif": ("weights", "mean pairwise PIF distance (‖ΔW‖_F / n²)"),
 }
+#: drawn grey and dashed beside a level: dynamics' noise floor, weights' chance level (init)
+REFERENCES = {"dsa": ("dsa_floor", "noise floor"), "pif": ("pif_chance", "at initialization")}
 FL = {"weight_change": "‖W_T − W_0‖ / ‖W_0‖", "kernel_alignment": "NTK kernel alignment"}
 #: DESIGN.md, "The paper's findings": direction of change as the factor increases
 PAPER = {
@@ -45,14 +47,22 @@ class Section:
     title: str
     charts: list[tuple[str, Any]] = field(default_factory=list)  # (file stem, chart)
     notes: list[str] = field(default_factory=list)
+    tables: list[tuple[list[str], list[tuple]]] = field(default_factory=list)  # (header, rows)
 
 
 def _font(chart):
     return chart.configure_axis(labelFontSize=12, titleFontSize=13).configure_title(fontSize=15)
 
 
-def level_chart(rows: list[dict], factor: str, metrics: dict[str, tuple[str, str]], title: str):
-    """Side-by-side panels: metric value ± 1 SE versus the factor, n in the tooltip."""
+def level_chart(
+    rows: list[dict],
+    factor: str,
+    metrics: dict[str, tuple[str, str]],
+    title: str,
+    series: list[str] | None = None,
+):
+    """Side-by-side panels: metric value ± 1 SE versus the factor, n in the tooltip; one line
+    per setting in `series` (settings that differ within a factor level, never pooled)."""
     import altair as alt
     import polars as pl
 
@@ -66,6 +76,7 @@ def level_chart(rows: list[dict], factor: str, metrics: dict[str, tuple[str, str
                 "hi": r[metric] + (r[f"{metric}_se"] or 0),
                 "se": r[f"{metric}_se"],
                 "n": r["n"],
+                "setting": ", ".join(f"{k}={r[k]}" for k in series or []) or "all",
             }
             for r in rows
             if r.get(metric) is not None
@@ -80,18 +91,39 @@ def level_chart(rows: list[dict], factor: str, metrics: dict[str, tuple[str, str
             axis=alt.Axis(values=sorted({d[factor] for d in data})),
         )
         base = alt.Chart(df)
-        line = base.mark_line(point=alt.OverlayMarkDef(size=60), color=OKABE_ITO[0]).encode(
+        color = alt.Color("setting:N", title="setting", scale=alt.Scale(range=OKABE_ITO))
+        line = base.mark_line(point=alt.OverlayMarkDef(size=60)).encode(
             x=x,
+            color=color,
             y=alt.Y("value:Q", title=unit, scale=alt.Scale(zero=False)),
             tooltip=[
                 alt.Tooltip(f"{factor}:Q"),
                 alt.Tooltip("value:Q", format=".4g"),
                 alt.Tooltip("se:Q", title="± SE", format=".2g"),
                 alt.Tooltip("n:Q", title="networks"),
+                alt.Tooltip("setting:N"),
             ],
         )
-        bars = base.mark_rule(color=OKABE_ITO[0]).encode(x=x, y="lo:Q", y2="hi:Q")
-        panels.append((line + bars).properties(title=name, width=220, height=180))
+        bars = base.mark_rule().encode(x=x, y="lo:Q", y2="hi:Q", color=color)
+        layers = [line, bars]
+        ref, ref_name = REFERENCES.get(metric, (None, None))
+        refs = [
+            {factor: r[factor], "reference": r[ref], "setting": d["setting"], "what": ref_name}
+            for r, d in zip((r for r in rows if r.get(metric) is not None), data)
+            if r.get(ref) is not None
+        ]
+        if refs:
+            layers.append(
+                alt.Chart(pl.DataFrame(refs))
+                .mark_line(color="#888888", strokeDash=[4, 3], point=True)
+                .encode(
+                    x=x,
+                    y="reference:Q",
+                    detail="setting:N",
+                    tooltip=["what:N", alt.Tooltip("reference:Q", format=".3g")],
+                )
+            )
+        panels.append(alt.layer(*layers).properties(title=name, width=220, height=180))
     if not panels:
         return None
     return _font(alt.hconcat(*panels).properties(title=title))
@@ -133,41 +165,80 @@ def curves_chart(df, title: str):
     )
 
 
-def direction(rows: list[dict], factor: str, metric: str) -> tuple[str, bool] | None:
-    """Measured direction from the lowest to the highest factor value, and whether the change
-    exceeds its standard error (√(se_low² + se_high²))."""
+#: a level's value -> the per-group value its differences must also exceed (noise floor)
+FLOORS = {"dsa": "dsa_floor"}
+
+
+def direction(
+    rows: list[dict], factor: str, metric: str
+) -> tuple[str, str, float, float, float] | None:
+    """From the lowest to the highest factor value: (arrow, verdict, difference, 2 SE, floor).
+
+    The verdict is "resolved" only when |difference| exceeds both 2 standard errors
+    (2·√(se_low² + se_high²); needs both) and, for dynamics, the larger of the two groups'
+    noise floors; otherwise "not resolved"."""
     pts = sorted(
-        (r[factor], r[metric], r.get(f"{metric}_se")) for r in rows if r.get(metric) is not None
+        (r[factor], r[metric], r.get(f"{metric}_se"), r.get(FLOORS.get(metric, ""), None))
+        for r in rows
+        if r.get(metric) is not None
     )
     if len(pts) < 2:
         return None
-    (_, v0, s0), (_, v1, s1) = pts[0], pts[-1]
+    (_, v0, s0, f0), (_, v1, s1, f1) = pts[0], pts[-1]
     diff = v1 - v0
-    se = float(np.sqrt((s0 or 0) ** 2 + (s1 or 0) ** 2))
+    two_se = 2 * float(np.sqrt((s0 or 0) ** 2 + (s1 or 0) ** 2))
+    floor = max(f0 or 0.0, f1 or 0.0)
     arrow = "↑" if diff > 0 else "↓" if diff < 0 else "→"
-    return arrow, (abs(diff) > se and se > 0)
+    has_se = s0 is not None and s1 is not None
+    has_floor = metric not in FLOORS or (f0 is not None and f1 is not None)
+    ok = has_se and has_floor and abs(diff) > two_se and abs(diff) > floor
+    return arrow, "resolved" if ok else "not resolved", diff, two_se, floor
 
 
-def contravariance_rows(by_factor: dict[tuple[str, str], list[dict]]) -> list[dict]:
+def contravariance_rows(
+    by_factor: dict[tuple[str, str], tuple[list[dict], list[str]]],
+    grids: dict[tuple[str, str], dict[str, str]] | None = None,
+) -> list[dict]:
+    """One row per (task, factor, setting, level): measured direction beside the paper's;
+    dynamics rows also carry the DSA grid's verdict (`grid.grid_verdict`) where computed."""
     out = []
-    for (task, factor), rows in sorted(by_factor.items()):
-        for metric, (level, _) in LEVELS.items():
-            got = direction(rows, factor, metric)
-            paper = PAPER.get(factor, {}).get(level, "")
-            if got is None:
-                continue
-            arrow, significant = got
-            out.append(
-                {
-                    "task": task,
-                    "factor": factor,
-                    "level": level,
-                    "measured": arrow,
-                    "exceeds SE": significant,
-                    "paper": paper,
-                    "agrees": (arrow == paper) if paper else None,
-                }
-            )
+    for (task, factor), (rows, series) in sorted(by_factor.items()):
+        settings: dict[str, list[dict]] = {}
+        for r in rows:
+            label = ", ".join(f"{k}={r[k]}" for k in series) or "all"
+            settings.setdefault(label, []).append(r)
+        for label, sub in settings.items():
+            for metric, (level, _) in LEVELS.items():
+                got = direction(sub, factor, metric)
+                paper = PAPER.get(factor, {}).get(level, "")
+                if got is None:
+                    continue
+                arrow, verdict, diff, two_se, floor = got
+                if verdict != "resolved":
+                    agrees = "not resolved"
+                elif not paper:
+                    agrees = ""
+                else:
+                    agrees = "agrees" if arrow == paper else "disagrees"
+                out.append(
+                    {
+                        "task": task,
+                        "factor": factor,
+                        "setting": label,
+                        "level": level,
+                        "measured": arrow,
+                        "difference": f"{diff:+.3g}",
+                        "2 SE": f"{two_se:.2g}",
+                        "floor": f"{floor:.2g}" if metric in FLOORS else "",
+                        "paper": paper,
+                        "verdict": agrees,
+                        "DSA grid": (
+                            (grids or {}).get((task, factor), {}).get(label, "")
+                            if metric == "dsa"
+                            else ""
+                        ),
+                    }
+                )
     return out
 
 
@@ -185,6 +256,15 @@ def render_html(title: str, header: list[str], sections: list[Section], table: l
     for sec in sections:
         parts.append(f"<h2>{html.escape(sec.title)}</h2>")
         parts += [f"<p class='note'>{html.escape(x)}</p>" for x in sec.notes]
+        for head, body in sec.tables:
+            parts.append("<table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in head))
+            for row in body:
+                cells = "".join(
+                    f"<td>{html.escape(f'{v:.4g}' if isinstance(v, float) else str(v))}</td>"
+                    for v in row
+                )
+                parts.append(f"<tr>{cells}</tr>")
+            parts.append("</table>")
         for stem, chart in sec.charts:
             parts.append(f"<div class='chart' id='chart{n}' data-name='{html.escape(stem)}'></div>")
             embeds.append(
@@ -196,19 +276,31 @@ def render_html(title: str, header: list[str], sections: list[Section], table: l
         parts.append("<h2>Contravariance: measured direction of change vs the paper</h2>")
         parts.append(
             "<p class='note'>Direction from the lowest to the highest value of each "
-            "factor; ✓/✗ compare with the paper (Huang et al. 2025); changes within one "
-            "standard error are marked as such.</p>"
+            "factor, compared with the paper (Huang et al. 2025). A direction is claimed only "
+            "where the difference exceeds 2 standard errors and, for dynamics, the noise "
+            "floor (a network's DSA distance to itself on an independent probe set); "
+            "otherwise the verdict is 'not resolved'.</p>"
         )
-        cols = ["task", "factor", "level", "measured", "exceeds SE", "paper", "agrees"]
+        cols = [
+            "task",
+            "factor",
+            "setting",
+            "level",
+            "measured",
+            "difference",
+            "2 SE",
+            "floor",
+            "paper",
+            "verdict",
+            "DSA grid",
+        ]
         parts.append("<table><tr>" + "".join(f"<th>{c}</th>" for c in cols) + "</tr>")
         for r in table:
             cells = []
             for c in cols:
                 v = r[c]
-                if c == "agrees":
-                    v = "" if v is None else ("✓ agrees" if v else "✗ disagrees")
-                elif c == "exceeds SE":
-                    v = "yes" if v else "no (within 1 SE)"
+                if c == "verdict":
+                    v = {"agrees": "✓ agrees", "disagrees": "✗ disagrees"}.get(v, v)
                 cells.append(f"<td>{html.escape(str(v))}</td>")
             parts.append("<tr>" + "".join(cells) + "</tr>")
         parts.append("</table>")
@@ -240,9 +332,15 @@ def render_html(title: str, header: list[str], sections: list[Section], table: l
     )
 
 
-def build_report(registry, out_dir: str | Path, where: str | None = None, progress=None) -> Path:
-    """Analyze what the registry holds (reusing every cached pair), write report.html and PNGs."""
+def build_report(
+    registry, out_dir: str | Path, where: str | None = None, progress=None, grid: bool = True
+) -> Path:
+    """Analyze what the registry holds (reusing every cached pair), write report.html and PNGs.
+
+    `grid`: also the dynamics direction of each factor at every point of the DSA setting grid."""
     from degeneracy.analysis.analyze import analyze
+    from degeneracy.analysis.grid import dsa_grid, grid_verdict
+    from degeneracy.analysis.grouping import split_settings
     from degeneracy.analysis.pairwise_cache import PairwiseCache
     from degeneracy.analysis.summary import classical_mds
     from degeneracy.registry.errors import RegistryError
@@ -253,7 +351,9 @@ def build_report(registry, out_dir: str | Path, where: str | None = None, progre
     with registry.read_query(
         f"SELECT task, count(*), sum(converged::INT), "
         "list(DISTINCT factors->'train'->>'threshold'), "
-        "list(DISTINCT factors->'train'->>'max_steps'), "
+        "list(DISTINCT coalesce((factors->'train'->>'max_epochs') || ' epochs of ' || "
+        "(factors->'train'->>'steps_per_epoch') || ' steps', "
+        "(factors->'train'->>'max_steps') || ' steps')), "
         f"{', '.join(f'count(DISTINCT {f})' for f in FACTORS)} "
         f"FROM networks_labeled WHERE {base} GROUP BY ALL ORDER BY ALL"
     ) as rel:
@@ -262,12 +362,13 @@ def build_report(registry, out_dir: str | Path, where: str | None = None, progre
         raise RegistryError("no networks to report on" + (" (check --where)" if where else ""))
     header = [f"Registry: {registry.root}"]
     sections: list[Section] = []
-    by_factor: dict[tuple[str, str], list[dict]] = {}
+    by_factor: dict[tuple[str, str], tuple[list[dict], list[str]]] = {}
+    grids: dict[tuple[str, str], dict[str, str]] = {}
     cache = PairwiseCache(registry)
     for task, n, conv, thresholds, budgets, *distinct in tasks:
         header.append(
             f"{task}: {n} networks, {conv} converged; MSE threshold(s) "
-            f"{', '.join(str(t) for t in thresholds if t)}; step budget(s) "
+            f"{', '.join(str(t) for t in thresholds if t)}; budget(s) "
             f"{', '.join(str(b) for b in budgets if b)}. Degeneracy uses converged networks only."
         )
         varying = [f for f, k in zip(FACTORS, distinct) if k > 1] or ["complexity"]
@@ -275,19 +376,47 @@ def build_report(registry, out_dir: str | Path, where: str | None = None, progre
         for factor in varying:
             if progress:
                 progress(f"{task}: degeneracy vs {factor}")
-            _, rows = analyze(
-                registry, ["behavior", "dsa", "pif", "fl"], ["task", factor], task_where
-            )
-            by_factor[(task, factor)] = rows
+            # the other varying factors and differing settings stay apart: one line each
+            group_by = ["task", factor, *(f for f in varying if f != factor)]
+            series = group_by[2:] + split_settings(registry, group_by, task_where)
+            _, rows = analyze(registry, ["behavior", "dsa", "pif", "fl"], group_by, task_where)
+            by_factor[(task, factor)] = (rows, series)
             sec = Section(f"{task}: degeneracy versus {FACTORS[factor]}")
-            chart = level_chart(rows, factor, LEVELS, f"{task}: behavior, dynamics, weights")
+            chart = level_chart(
+                rows, factor, LEVELS, f"{task}: behavior, dynamics, weights", series
+            )
             if chart is not None:
                 sec.charts.append((f"{task}_{factor}_levels", chart))
             fl = level_chart(
-                rows, factor, {k: (v, v) for k, v in FL.items()}, f"{task}: feature learning"
+                rows,
+                factor,
+                {k: (v, v) for k, v in FL.items()},
+                f"{task}: feature learning",
+                series,
             )
             if fl is not None:
                 sec.charts.append((f"{task}_{factor}_feature_learning", fl))
+            if grid:
+                grid_rows = dsa_grid(
+                    registry, factor, group_by, task_where, series=series, progress=progress
+                )
+                grids[(task, factor)] = grid_verdict(grid_rows)
+                sec.notes.append(
+                    "Dynamics direction at every DSA setting of the grid (n_delays x rank): "
+                    + "; ".join(f"{k}: {v}" for k, v in grids[(task, factor)].items())
+                )
+                head = [
+                    "n_delays",
+                    "rank",
+                    "setting",
+                    "low",
+                    "high",
+                    "measured",
+                    "2 SE",
+                    "floor",
+                    "verdict",
+                ]
+                sec.tables.append((head, [tuple(g.get(h, "") for h in head) for g in grid_rows]))
             small = [r for r in rows if r["n"] < 2]
             if small:
                 sec.notes.append(
@@ -343,7 +472,7 @@ def build_report(registry, out_dir: str | Path, where: str | None = None, progre
                 )
             )
     cache.flush()
-    table = contravariance_rows(by_factor)
+    table = contravariance_rows(by_factor, grids)
     page = render_html("Solution degeneracy report", header, sections, table)
     (out / "report.html").write_text(page)
     for sec in sections:

@@ -6,6 +6,7 @@ import tempfile
 import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from degeneracy.analysis.report import build_report, contravariance_rows, direction
@@ -45,6 +46,8 @@ def test_report_is_self_contained_with_a_png_per_chart(report):
     text = report.read_text()
     assert "<script src" not in text and "cdn.jsdelivr" not in text
     assert "vegaEmbed" in text and "Contravariance" in text
+    # every dynamics verdict carries the DSA setting grid; no floor stored -> not resolved
+    assert "DSA grid" in text and "not resolved" in text and "noise floor" in text
     names = [
         line.split("data-name='")[1].split("'")[0] for line in text.split("<div class='chart'")[1:]
     ]
@@ -61,32 +64,57 @@ def test_report_is_self_contained_with_a_png_per_chart(report):
     assert "threshold" in text and "converged" in text
 
 
-def test_directions_and_paper_comparison():
+def test_directions_need_two_standard_errors_and_the_floor():
+    def rows(floor):
+        return [
+            {
+                "complexity": 1,
+                "dsa": 0.5,
+                "dsa_se": 0.01,
+                "dsa_floor": floor,
+                "pif": 0.1,
+                "pif_se": 0.05,
+                "behavior": 0.2,
+                "behavior_se": 0.01,
+            },
+            {
+                "complexity": 3,
+                "dsa": 0.3,
+                "dsa_se": 0.01,
+                "dsa_floor": floor,
+                "pif": 0.2,
+                "pif_se": 0.05,
+                "behavior": 0.2,
+                "behavior_se": 0.01,
+            },
+        ]
+
+    arrow, verdict, diff, two_se, floor = direction(rows(0.05), "complexity", "dsa")
+    assert (arrow, verdict) == ("↓", "resolved") and diff == pytest.approx(-0.2)
+    assert two_se == pytest.approx(2 * np.sqrt(2) * 0.01) and floor == 0.05
+    # the same difference under the noise floor is not a direction
+    assert direction(rows(0.25), "complexity", "dsa")[1] == "not resolved"
+    # 0.1 apart with SE 0.05 each: over 1 SE, under 2 SE
+    assert direction(rows(0.05), "complexity", "pif")[:2] == ("↑", "not resolved")
+    table = {
+        r["level"]: r for r in contravariance_rows({("flipflop", "complexity"): (rows(0.05), [])})
+    }
+    assert table["dynamics"]["verdict"] == "agrees"
+    assert table["weights"]["verdict"] == "not resolved"
+    assert table["behavior"]["measured"] == "→" and table["behavior"]["verdict"] == "not resolved"
+
+
+def test_directions_are_per_setting_never_pooled():
     rows = [
-        {
-            "complexity": 1,
-            "dsa": 0.5,
-            "dsa_se": 0.01,
-            "pif": 0.1,
-            "pif_se": 0.05,
-            "behavior": 0.2,
-            "behavior_se": None,
-        },
-        {
-            "complexity": 3,
-            "dsa": 0.3,
-            "dsa_se": 0.01,
-            "pif": 0.12,
-            "pif_se": 0.05,
-            "behavior": 0.2,
-            "behavior_se": None,
-        },
+        {"complexity": c, "train.threshold": t, "dsa": v, "dsa_se": 0.001, "dsa_floor": 0.01}
+        for c, t, v in [(1, "0.01", 0.5), (3, "0.01", 0.3), (1, "0.02", 0.3), (3, "0.02", 0.5)]
     ]
-    assert direction(rows, "complexity", "dsa") == ("↓", True)
-    assert direction(rows, "complexity", "pif") == ("↑", False)  # within one SE
-    table = {(r["level"]): r for r in contravariance_rows({("flipflop", "complexity"): rows})}
-    assert table["dynamics"]["agrees"] is True and table["weights"]["agrees"] is True
-    assert table["behavior"]["measured"] == "→" and table["behavior"]["agrees"] is False
+    table = contravariance_rows({("flipflop", "complexity"): (rows, ["train.threshold"])})
+    got = {(r["setting"], r["level"]): r["measured"] for r in table}
+    assert got == {
+        ("train.threshold=0.01", "dynamics"): "↓",
+        ("train.threshold=0.02", "dynamics"): "↑",
+    }
 
 
 def test_every_chart_draws_in_a_real_browser(report):
