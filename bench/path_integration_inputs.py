@@ -27,8 +27,12 @@ import argparse
 import statistics
 import time
 
-import numpy as np
 import torch
+
+try:
+    from schedule import stop_step
+except ImportError:  # run from the repository root
+    from bench.schedule import stop_step
 
 from degeneracy.tasks import make_task
 from degeneracy.training.trainer import Experiment, TrainConfig, train_ensemble
@@ -38,16 +42,6 @@ ENCODINGS = {
     "polar": {"inputs": "polar", "angle_code": "raw"},
     "polar-cos_sin": {"inputs": "polar", "angle_code": "cos_sin"},
 }
-
-
-def stop_step(steps: np.ndarray, loss: np.ndarray, threshold: float, k: int) -> int | None:
-    """The step at which `k` consecutive curve points under `threshold` first hold, else None."""
-    run = 0
-    for s, v in zip(steps, loss):
-        run = run + 1 if v < threshold else 0
-        if run >= k:
-            return int(s)
-    return None
 
 
 def main() -> None:

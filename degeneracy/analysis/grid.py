@@ -12,6 +12,19 @@ from typing import Any
 
 from degeneracy.registry.errors import RegistryError
 
+#: the columns a grid table shows (CLI and report)
+COLUMNS = [
+    "n_delays",
+    "rank",
+    "setting",
+    "low",
+    "high",
+    "measured",
+    "difference",
+    "2 SE",
+    "floor",
+    "verdict",
+]
 N_DELAYS = (5, 10, 20)
 RANKS = (5, 10, 20)
 

@@ -26,7 +26,7 @@ FACTORS = {
 }
 LEVELS = {
     "behavior": ("behavior", "std of OOD loss (MSE)"),
-    "dsa": ("dynamics", "mean pairwise DSA distance (rad)"),
+    "dsa": ("dynamics", "mean pairwise DSA distance (angular score, rad)"),
     "pif": ("weights", "mean pairwise PIF distance (‖ΔW‖_F / n²)"),
 }
 #: drawn grey and dashed beside a level: dynamics' noise floor, weights' chance level (init)
@@ -339,6 +339,7 @@ def build_report(
 
     `grid`: also the dynamics direction of each factor at every point of the DSA setting grid."""
     from degeneracy.analysis.analyze import analyze
+    from degeneracy.analysis.grid import COLUMNS as GRID_COLUMNS
     from degeneracy.analysis.grid import dsa_grid, grid_verdict
     from degeneracy.analysis.grouping import split_settings
     from degeneracy.analysis.pairwise_cache import PairwiseCache
@@ -405,17 +406,7 @@ def build_report(
                     "Dynamics direction at every DSA setting of the grid (n_delays x rank): "
                     + "; ".join(f"{k}: {v}" for k, v in grids[(task, factor)].items())
                 )
-                head = [
-                    "n_delays",
-                    "rank",
-                    "setting",
-                    "low",
-                    "high",
-                    "measured",
-                    "2 SE",
-                    "floor",
-                    "verdict",
-                ]
+                head = GRID_COLUMNS
                 sec.tables.append((head, [tuple(g.get(h, "") for h in head) for g in grid_rows]))
             small = [r for r in rows if r["n"] < 2]
             if small:

@@ -107,7 +107,7 @@ def analyze(
 
 
 def _grid(reg, factor, cols, where, params, converged_only, format, out) -> None:
-    from degeneracy.analysis.grid import dsa_grid, grid_verdict
+    from degeneracy.analysis.grid import COLUMNS, dsa_grid, grid_verdict
     from degeneracy.analysis.grouping import DEFAULT_GROUP_BY, split_settings
 
     if not converged_only:
@@ -122,18 +122,7 @@ def _grid(reg, factor, cols, where, params, converged_only, format, out) -> None
     if not rows:
         _say("no (converged) networks match, or fewer than two levels of " + factor)
         return
-    header = [
-        "n_delays",
-        "rank",
-        "setting",
-        "low",
-        "high",
-        "measured",
-        "difference",
-        "2 SE",
-        "floor",
-        "verdict",
-    ]
+    header = COLUMNS
     body = [tuple(r.get(h) for h in header) for r in rows]
     if format is Format.table:
         body = [tuple(f"{v:.4g}" if isinstance(v, float) else v for v in b) for b in body]

@@ -5,17 +5,11 @@ import pytest
 import torch
 
 from degeneracy.analysis import dsa
+from tests.analysis.test_dsa import tanh_net_trajectories as _trajectories
 
 
 def tanh_net_trajectories(seed, trials=8, steps=60, units=12, gain=1.4):
-    rng = np.random.default_rng(seed)
-    w = rng.standard_normal((units, units)) * gain / np.sqrt(units)
-    h = rng.standard_normal((trials, units))
-    out = np.zeros((trials, steps, units))
-    for t in range(steps):
-        h = np.tanh(h @ w.T)
-        out[:, t] = h
-    return out
+    return _trajectories(seed, trials=trials, steps=steps, units=units, gain=gain)
 
 
 def sign_fixed(m):
