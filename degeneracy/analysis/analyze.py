@@ -168,8 +168,11 @@ def analyze(
             else:
                 values[m] = mean_pairwise(cache.matrix(m, ids, params.get(m)))
             if m == "dsa":  # what each dynamics value must be read against
-                floors = cache.floors(m, ids, params.get(m))
-                values["dsa_floor"] = _mean_se(floors[np.isfinite(floors)])
+                if resolved[m][1].probe == "id":  # the replica probe exists for "id" only
+                    floors = cache.floors(m, ids, params.get(m))
+                    values["dsa_floor"] = _mean_se(floors[np.isfinite(floors)])
+                else:
+                    values["dsa_floor"] = (None, None)
                 values["dsa_kept"] = _kept_variance(registry, ids, resolved[m][1])
             if m == "pif":  # the chance level: the same networks' matrices at initialization
                 chance = {**_as_dict(params.get(m)), "stage": "init"}

@@ -92,6 +92,53 @@ def test_ls_groups_by_condition(filled):
     assert r.stdout.count("\n") == 2
 
 
+def test_ls_and_analyze_split_a_condition_trained_at_two_thresholds(registry):
+    from tests.factories import condition, make_records
+
+    for thr in (0.01, 0.02):
+        registry.write_ensemble(
+            condition(complexity=1, factors={"train": {"threshold": thr}}),
+            make_records(range(3), steps=8, rng_seed=int(thr * 100)),
+        )
+    rows = json.loads(run_cli("ls", "-f", "json", registry=registry.root).stdout)
+    assert [(x["train.threshold"], x["networks"]) for x in rows] == [("0.01", 3), ("0.02", 3)]
+    r = run_cli("analyze", "--metrics", "behavior", "--all", "-f", "json", registry=registry.root)
+    assert r.returncode == 0, r.stderr
+    assert [(x["train.threshold"], x["n"]) for x in json.loads(r.stdout)] == [
+        ("0.01", 3),
+        ("0.02", 3),
+    ]
+
+
+def test_analyze_dsa_grid_prints_the_direction_at_every_point(registry):
+    from tests.factories import condition, make_records
+
+    for c in (1, 2):
+        registry.write_ensemble(
+            condition(complexity=c), make_records(range(4), steps=30, rng_seed=c)
+        )
+    r = run_cli(
+        "analyze",
+        "--dsa-grid",
+        "complexity",
+        "--params",
+        'dsa={"fit": "centred"}',
+        "-f",
+        "csv",
+        registry=registry.root,
+    )
+    assert r.returncode == 0, r.stderr
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert [(int(x["n_delays"]), int(x["rank"])) for x in rows] == [
+        (d, k) for d in (5, 10, 20) for k in (5, 10, 20)
+    ]
+    assert {x["verdict"] for x in rows} <= {"resolved", "not resolved", "n/a"}
+    assert_user_error(
+        run_cli("analyze", "--dsa-grid", "complexity", "--all", registry=registry.root),
+        "converged networks only",
+    )
+
+
 def test_ls_on_missing_registry(tmp_path):
     assert_user_error(run_cli("ls", registry=tmp_path / "none"), "no registry at")
 
