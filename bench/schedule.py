@@ -53,7 +53,15 @@ def cell(schedule: str, channels: int, args) -> dict:
     exp = Experiment(make_task("flipflop", channels), args.hidden, train=cfg)
     t0 = time.perf_counter()
     records = train_ensemble(exp, list(range(args.seeds)))
-    out = {"schedule": schedule, "channels": channels, "seconds": time.perf_counter() - t0}
+    out = {
+        "schedule": schedule,
+        "channels": channels,
+        "lr": args.lr,
+        "budget_steps": args.budget,
+        "hidden": args.hidden,
+        "seeds": args.seeds,
+        "seconds": time.perf_counter() - t0,
+    }
     for thr in (args.strict, args.loose):
         stops = [stop_step(r.curve["step"], r.curve["loss"], thr) for r in records]
         done = [s for s in stops if s is not None]

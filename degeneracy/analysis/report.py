@@ -91,7 +91,10 @@ def level_chart(
             axis=alt.Axis(values=sorted({d[factor] for d in data})),
         )
         base = alt.Chart(df)
-        color = alt.Color("setting:N", title="setting", scale=alt.Scale(range=OKABE_ITO))
+        if len({d["setting"] for d in data}) > 1:
+            color = alt.Color("setting:N", title="setting", scale=alt.Scale(range=OKABE_ITO))
+        else:  # one setting: no legend
+            color = alt.value(OKABE_ITO[0])
         line = base.mark_line(point=alt.OverlayMarkDef(size=60)).encode(
             x=x,
             color=color,
@@ -123,7 +126,8 @@ def level_chart(
                     tooltip=["what:N", alt.Tooltip("reference:Q", format=".3g")],
                 )
             )
-        panels.append(alt.layer(*layers).properties(title=name, width=220, height=180))
+        title = f"{name} (dashed: {ref_name})" if refs else name
+        panels.append(alt.layer(*layers).properties(title=title, width=220, height=180))
     if not panels:
         return None
     return _font(alt.hconcat(*panels).properties(title=title))

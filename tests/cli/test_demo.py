@@ -8,7 +8,12 @@ def test_quick_demo_runs_end_to_end_and_reruns_for_free(tmp_path):
     reg_path = tmp_path / "reg"
     r = run_cli("demo", "--quick", "--registry", reg_path)
     assert r.returncode == 0, r.stderr
-    assert "threshold 0.08 " in r.stdout and "mean_ood_loss" in r.stdout
+    assert (
+        "threshold 0.05 " in r.stdout
+        and "dsa_floor" in r.stdout
+        and "pif_chance" in r.stdout
+        and "mean_ood_loss" in r.stdout
+    )
     assert "pif" in r.stdout and "dsa" in r.stdout
     assert (reg_path / "report" / "report.html").exists()
     assert (reg_path / "report" / "flipflop_complexity_levels.png").exists()
