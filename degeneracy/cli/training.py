@@ -199,7 +199,12 @@ def sweep(
             pass
         for job in jobs:
             todo = len(missing_seeds(reg, job.experiment, job.seeds)) if reg else len(job.seeds)
-            typer.echo(f"{describe(job.experiment)}  seeds={len(job.seeds)}  to train={todo}")
+            t = job.experiment.train
+            typer.echo(
+                f"{describe(job.experiment)}  seeds={len(job.seeds)}  to train={todo}  "
+                f"(lr {t.lr:g}, threshold {t.threshold:g}, {t.max_epochs} epochs x "
+                f"{t.steps_per_epoch} steps)"
+            )
         typer.echo(f"{len(jobs)} condition(s), {sum(len(j.seeds) for j in jobs)} networks")
         return
     dev = pick_device(device)
