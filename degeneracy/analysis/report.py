@@ -126,8 +126,8 @@ def level_chart(
                     tooltip=["what:N", alt.Tooltip("reference:Q", format=".3g")],
                 )
             )
-        title = f"{name} (dashed: {ref_name})" if refs else name
-        panels.append(alt.layer(*layers).properties(title=title, width=220, height=180))
+        heading = f"{name} (dashed: {ref_name})" if refs else name
+        panels.append(alt.layer(*layers).properties(title=heading, width=220, height=180))
     if not panels:
         return None
     return _font(alt.hconcat(*panels).properties(title=title))
@@ -218,6 +218,11 @@ def contravariance_rows(
                 if got is None:
                     continue
                 arrow, verdict, diff, two_se, floor = got
+                grid = (
+                    (grids or {}).get((task, factor), {}).get(label, "") if metric == "dsa" else ""
+                )
+                if grid and not grid.startswith(f"{arrow} at all"):
+                    verdict = "not resolved"  # a dynamics direction must hold across the grid
                 if verdict != "resolved":
                     agrees = "not resolved"
                 elif not paper:
@@ -236,11 +241,7 @@ def contravariance_rows(
                         "floor": f"{floor:.2g}" if metric in FLOORS else "",
                         "paper": paper,
                         "verdict": agrees,
-                        "DSA grid": (
-                            (grids or {}).get((task, factor), {}).get(label, "")
-                            if metric == "dsa"
-                            else ""
-                        ),
+                        "DSA grid": grid,
                     }
                 )
     return out

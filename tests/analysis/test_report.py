@@ -149,3 +149,18 @@ def test_every_chart_draws_in_a_real_browser(report):
     for block in blocks:
         chart = block.split('<div class="chart')[0]
         assert "<svg" in chart and 'class="mark-' in chart
+
+
+def test_a_dynamics_direction_must_hold_across_the_dsa_grid():
+    rows = [
+        {"complexity": 1, "dsa": 0.1, "dsa_se": 0.001, "dsa_floor": 0.01},
+        {"complexity": 3, "dsa": 0.3, "dsa_se": 0.001, "dsa_floor": 0.01},
+    ]
+    key = ("flipflop", "complexity")
+
+    def verdict(grid_text):
+        table = contravariance_rows({key: (rows, [])}, {key: {"all": grid_text}})
+        return next(r["verdict"] for r in table if r["level"] == "dynamics")
+
+    assert verdict("↑ at all 9 grid points") == "disagrees"  # the paper: ↓
+    assert verdict("not resolved across the grid (3 ↑, 1 ↓, 5 unresolved of 9)") == ("not resolved")
