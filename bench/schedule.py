@@ -1,6 +1,7 @@
-"""The paper's training schedule (epochs) against the landed one (10-step checks), flip-flop.
+"""The paper's training schedule (epochs) against the landed one (10-step checks), per task.
 
-    python bench/schedule.py [--channels 1 2 3] [--seeds 16] [--hidden 64] [--lr 1e-3]
+    python bench/schedule.py [--task flipflop] [--channels 1 2 3] [--seeds 16] [--hidden 64]
+                             [--lr 1e-3]
                              [--budget 5120] [--threads 1] [--out docs/results/schedule.csv]
 
 Two schedules, the same networks (seeds), data streams and step budget:
@@ -42,18 +43,20 @@ def stop_step(steps: np.ndarray, loss: np.ndarray, threshold: float, k: int = 3)
 
 def cell(schedule: str, channels: int, args) -> dict:
     spe = SCHEDULES[schedule]
+    task = make_task(args.task, channels)
     cfg = TrainConfig(
-        lr=args.lr,
+        **{**task.train_defaults, "lr": args.lr},
         steps_per_epoch=spe,
         max_epochs=args.budget // spe,
         threshold=args.strict,
         plateau_patience=40,
         stop_epochs=3,
     )
-    exp = Experiment(make_task("flipflop", channels), args.hidden, train=cfg)
+    exp = Experiment(task, args.hidden, train=cfg)
     t0 = time.perf_counter()
     records = train_ensemble(exp, list(range(args.seeds)))
     out = {
+        "task": args.task,
         "schedule": schedule,
         "channels": channels,
         "lr": args.lr,
@@ -76,7 +79,8 @@ def cell(schedule: str, channels: int, args) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--channels", type=int, nargs="+", default=[1, 2, 3])
+    ap.add_argument("--task", default="flipflop")
+    ap.add_argument("--channels", type=int, nargs="+", default=[1, 2, 3], help="complexity")
     ap.add_argument("--seeds", type=int, default=16)
     ap.add_argument("--hidden", type=int, default=64)
     ap.add_argument("--lr", type=float, default=1e-3)
@@ -95,7 +99,7 @@ def main() -> None:
     for channels in args.channels:
         for schedule in args.schedules:
             key = (
-                f"{schedule}/{channels}/{args.seeds}/{args.hidden}/{args.lr:g}/{args.budget}/"
+                f"{args.task}/{schedule}/{channels}/{args.seeds}/{args.hidden}/{args.lr:g}/{args.budget}/"
                 f"{args.strict:g}/{args.loose:g}"
             )
             if key not in state:

@@ -126,11 +126,13 @@ def analyze(
     params: dict[str, str] | None = None,
     converged_only: bool = True,
     kernel: bool = True,
+    quality: bool = True,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> tuple[list[str], list[dict[str, Any]]]:
     """Compute, store in `results` and return (metric columns, one row per group).
 
     `progress(description, pairs_done, pairs_total)` is called after each metric of each group.
+    `kernel`: NTK kernel alignment with fl; `quality`: the DSA rank's kept variance with dsa.
     """
     unknown = [m for m in metrics if m not in LEVEL_METRICS]
     if unknown:
@@ -173,7 +175,8 @@ def analyze(
                     values["dsa_floor"] = _mean_se(floors[np.isfinite(floors)])
                 else:
                     values["dsa_floor"] = (None, None)
-                values["dsa_kept"] = _kept_variance(registry, ids, resolved[m][1])
+                if quality:
+                    values["dsa_kept"] = _kept_variance(registry, ids, resolved[m][1])
             if m == "pif":  # the chance level: the same networks' matrices at initialization
                 chance = {**_as_dict(params.get(m)), "stage": "init"}
                 resolved["pif_chance"] = cache.resolve(m, ids, chance)

@@ -45,6 +45,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.linalg
 import torch
 
 
@@ -146,9 +147,11 @@ def _reference_coords(traj: np.ndarray, params: DSAParams):
     """The reference package's coordinates (fit="reference"): the top-r left singular vectors
     V_r of the uncentred, trial-stacked Hankel matrix H = V S Uᵀ (unit-norm columns).
 
-    Returns v (trials, rows, r), the squared singular values (descending) of H, and r. V_r =
-    H U_r S_r⁻¹ from the eigenvectors U of HᵀH (or V_r directly from those of HHᵀ when H has
-    fewer rows than columns), as the SVD of H but ~4x faster; a plain SVD when s_r < 1e-3 s_1.
+    Returns v (trials, rows, r), the top-r squared singular values of H (descending), r, and
+    ‖H‖²_F (the sum of all of them). V_r = H U_r S_r⁻¹ from the top-r eigenvectors U_r of HᵀH
+    (or V_r directly from those of HHᵀ when H has fewer rows than columns; only the top r are
+    computed, 2.4x faster than a full `eigh` at 1,280 columns), as the SVD of H but ~4x faster;
+    a plain SVD when s_r < 1e-3 s_1.
     A coordinate whose singular value is numerically zero (≤ max(H.shape)·eps·s_1, numpy's
     matrix-rank tolerance) has no defined direction (the package returns rounding noise
     there): it is set to zero. Signs are fixed as in `_reduced`.
@@ -157,10 +160,10 @@ def _reference_coords(traj: np.ndarray, params: DSAParams):
     trials, rows, dim = h.shape
     flat = h.reshape(-1, dim)
     r = min(params.rank, *flat.shape)
-    if flat.shape[0] >= dim:
-        s2, u = np.linalg.eigh(flat.T @ flat)
-    else:
-        s2, u = np.linalg.eigh(flat @ flat.T)
+    gram = flat.T @ flat if flat.shape[0] >= dim else flat @ flat.T
+    total = float(np.trace(gram))
+    n = gram.shape[0]
+    s2, u = scipy.linalg.eigh(gram, subset_by_index=[n - r, n - 1], driver="evx")
     s2, u = np.clip(s2[::-1], 0, None), u[:, ::-1]
     if s2[r - 1] >= _GRAM_MIN_RATIO**2 * s2[0] and s2[0] > 0:
         if flat.shape[0] >= dim:
@@ -169,21 +172,22 @@ def _reference_coords(traj: np.ndarray, params: DSAParams):
             v = u[:, :r].copy()
     else:  # ill-conditioned (or zero) data: singular vectors to full precision
         vv, s, _ = np.linalg.svd(flat, full_matrices=False)
-        s2 = s**2
+        s2 = s[:r] ** 2
         v = vv[:, :r].copy()
         v[:, s[:r] <= max(flat.shape) * np.finfo(np.float64).eps * s[0]] = 0.0
-    return _fix_signs(v).reshape(trials, rows, r), s2, r
+    return _fix_signs(v).reshape(trials, rows, r), s2, r, total
 
 
 def _coords(traj: np.ndarray, params: DSAParams):
-    """(coordinates (trials, rows, r), squared singular values, r, ridge λ, scale (r,)):
-    `scale` turns the coordinates into the embedding's units (principal scores)."""
+    """(coordinates (trials, rows, r), top-r squared singular values, r, ridge λ, scale (r,),
+    total squared singular values): `scale` turns the coordinates into the embedding's units
+    (principal scores)."""
     if params.fit == "centred":
         z, s2, r = _reduced(traj, params)
         lam = params.ridge * float(np.mean(s2[:r])) if r else 0.0
-        return z, s2, r, lam, np.ones(r)
-    v, s2, r = _reference_coords(traj, params)
-    return v, s2, r, params.ridge, np.sqrt(s2[:r])
+        return z, s2[:r], r, lam, np.ones(r), float(s2.sum())
+    v, s2, r, total = _reference_coords(traj, params)
+    return v, s2, r, params.ridge, np.sqrt(s2), total
 
 
 def _ridge_fit(z: np.ndarray, lam: float):
@@ -209,7 +213,7 @@ def _ridge_fit(z: np.ndarray, lam: float):
 
 def fit_operator(traj: np.ndarray, params: DSAParams) -> np.ndarray:
     """The rank-r linear operator (r, r) of one network's delay-embedded dynamics."""
-    z, _, r, lam, _ = _coords(traj, params)
+    z, _, r, lam, _, _ = _coords(traj, params)
     op, _, _ = _ridge_fit(z, lam)
     if r < params.rank:  # fewer dimensions than asked: pad so all operators share a shape
         op = np.pad(op, ((0, params.rank - r), (0, params.rank - r)))
@@ -226,11 +230,11 @@ def fit_quality(traj: np.ndarray, params: DSAParams) -> tuple[float, float]:
     both (the reference's unit-norm coordinates are weighted by their singular values), so it is
     the variance-weighted R² of predicting the rank-r part of the next Hankel row, relative to
     the target's variance about its mean."""
-    z, s2, r, lam, scale = _coords(traj, params)
+    z, s2, r, lam, scale, total = _coords(traj, params)
     op, z0, z1 = _ridge_fit(z, lam)
     resid = (z1 - z0 @ op.T) * scale
     centred = (z1 - z1.mean(axis=0)) * scale
-    kept = float(s2[:r].sum() / max(s2.sum(), 1e-300))
+    kept = float(s2[:r].sum() / max(total, 1e-300))
     return kept, float(1 - (resid**2).sum() / max((centred**2).sum(), 1e-300))
 
 

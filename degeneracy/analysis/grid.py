@@ -57,7 +57,9 @@ def dsa_grid(
                 progress(f"DSA grid: {d} delays, rank {r}")
             p = {**(params or {}), "n_delays": d, "rank": r}
             try:
-                _, rows = analyze(registry, ["dsa"], group_by, where, {"dsa": p}, kernel=False)
+                _, rows = analyze(
+                    registry, ["dsa"], group_by, where, {"dsa": p}, kernel=False, quality=False
+                )
             except ValueError:  # too few time steps for the delays
                 out.append({"n_delays": d, "rank": r, "setting": "all", "verdict": "n/a"})
                 continue
@@ -86,7 +88,6 @@ def dsa_grid(
                         "difference": diff,
                         "2 SE": two_se,
                         "floor": floor,
-                        "kept": (lo.get("dsa_kept"), hi.get("dsa_kept")),
                         "verdict": verdict,
                     }
                 )

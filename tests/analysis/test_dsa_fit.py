@@ -116,7 +116,7 @@ def test_ill_conditioned_data_take_the_plain_svd_and_still_equal_the_definition(
     # 3 strong dimensions embedded in 8 units plus a 1e-6 residue: s_r/s_1 ~ 1e-7 at rank 8
     traj = traj @ rng.standard_normal((3, 8)) + 1e-6 * rng.standard_normal((4, 30, 8))
     p = dsa.DSAParams(n_delays=2, rank=8, ridge=1e-3)
-    _, s2, _ = dsa._reference_coords(traj, p)
+    _, s2, _, _ = dsa._reference_coords(traj, p)
     assert s2[7] < dsa._GRAM_MIN_RATIO**2 * s2[0]
     want, _, _ = reference_by_hand(traj, 2, 8, 1e-3)
     np.testing.assert_allclose(dsa.fit_operator(traj, p), want, rtol=1e-7, atol=1e-8)
@@ -253,7 +253,7 @@ def test_reference_operator_equals_the_packages_up_to_signs(seed, trials, ridge)
     p = dsa.DSAParams(n_delays=5, rank=8, ridge=ridge)
     ours = dsa.fit_operator(traj, p)
     theirs, v_pkg = package_operator(traj, 5, 8, ridge)
-    v, _, r = dsa._reference_coords(traj, p)
+    v, _, r, _ = dsa._reference_coords(traj, p)
     d = np.sign((v.reshape(-1, r) * v_pkg).sum(0))  # the package's signs are arbitrary
     assert np.abs(np.abs((v.reshape(-1, r) * v_pkg).sum(0)) - 1).max() < 1e-8
     theirs = d[:, None] * theirs * d[None, :]

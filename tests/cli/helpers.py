@@ -3,7 +3,7 @@ import subprocess
 import sys
 
 
-def run_cli(*args, registry=None, cwd=None, env=None):
+def run_cli(*args, registry=None, cwd=None, env=None, timeout=120):
     """Run the real console entry point in a subprocess (as a user would)."""
     full_env = {**os.environ, **(env or {})}
     full_env.pop("DEGENERACY_REGISTRY", None) if env is None else None
@@ -16,7 +16,7 @@ def run_cli(*args, registry=None, cwd=None, env=None):
         text=True,
         cwd=cwd,
         env=full_env,
-        timeout=120,
+        timeout=timeout,
     )
 
 
