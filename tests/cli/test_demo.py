@@ -37,4 +37,11 @@ def test_quick_demo_runs_end_to_end_and_reruns_for_free(tmp_path):
         "HAVING sum(converged::INT) >= 2)"
     )["n"][0]
     assert groups >= 2
-    assert reg.sql("SELECT count(*) AS n FROM results WHERE metric = 'dsa'")["n"][0] == 2 * groups
+
+    def count(where):
+        return reg.sql(f"SELECT count(*) AS n FROM results WHERE {where}")["n"][0]
+
+    default = "metric = 'dsa' AND params->>'n_delays' = '10' AND params->>'rank' = '10'"
+    assert count(default) == 2 * groups
+    # the report's DSA grid: the 8 other settings for every group, rerun without duplicates
+    assert count("metric = 'dsa'") == 2 * groups + 8 * groups
