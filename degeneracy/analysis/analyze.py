@@ -25,11 +25,10 @@ from degeneracy.analysis.grouping import (
     setting_sql,
     split_settings,
 )
-from degeneracy.analysis.metrics import METRICS, resolve
+from degeneracy.analysis.metrics import METRICS, cache_key, parse_params, resolve
 from degeneracy.analysis.pairwise_cache import PairwiseCache
 from degeneracy.analysis.summary import behavior, mean_pairwise
 from degeneracy.registry.errors import RegistryError
-from degeneracy.registry.ids import params_hash
 
 LEVEL_METRICS = ("behavior", "fl", *METRICS)
 #: values reported beside a metric -> the metric whose parameters they were computed at
@@ -94,12 +93,6 @@ def _kernel_alignment(registry, nid, ntk, kernel_alignment, trials: int = 4, ste
         return None
     x = task.probe(trials, factors.get("train", {}).get("probe_seed", 0)).inputs[:, :steps]
     return kernel_alignment(ntk(spec, final, x), ntk(spec, init, x))
-
-
-def _as_dict(params) -> dict:
-    if isinstance(params, str):
-        return json.loads(params) if params.strip() else {}
-    return dict(params or {})
 
 
 def _kept_variance(registry, ids: list[str], p) -> tuple[float | None, float | None]:
@@ -178,7 +171,7 @@ def analyze(
                 if quality:
                     values["dsa_kept"] = _kept_variance(registry, ids, resolved[m][1])
             if m == "pif":  # the chance level: the same networks' matrices at initialization
-                chance = {**_as_dict(params.get(m)), "stage": "init"}
+                chance = {**parse_params(m, params.get(m)), "stage": "init"}
                 resolved["pif_chance"] = cache.resolve(m, ids, chance)
                 values["pif_chance"] = (
                     mean_pairwise(cache.matrix(m, ids, chance)) if len(ids) >= 2 else (None, None)
@@ -204,7 +197,7 @@ def analyze(
                 (
                     name,
                     ptext,
-                    params_hash({"metric": name, **json.loads(ptext)}),
+                    cache_key(name, json.loads(ptext)),
                     json.dumps(
                         {**key, **({"where": where} if where else {})}, sort_keys=True, default=str
                     ),

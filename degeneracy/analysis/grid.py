@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from degeneracy.analysis.grouping import setting_labels
 from degeneracy.registry.errors import RegistryError
 
 #: the columns a grid table shows (CLI and report)
@@ -63,20 +64,16 @@ def dsa_grid(
             except ValueError:  # too few time steps for the delays
                 out.append({"n_delays": d, "rank": r, "setting": "all", "verdict": "n/a"})
                 continue
-            keys = [k for k in series or [] if len({str(row.get(k)) for row in rows}) > 1]
             split: dict[str, list[dict]] = {}
-            for row in rows:
-                label = ", ".join(f"{k}={row[k]}" for k in keys) or "all"
+            for row, label in zip(rows, setting_labels(rows, series or [])):
                 split.setdefault(label, []).append(row)
             for label, sub in split.items():
                 got = direction(sub, factor, "dsa")
                 if got is None:
                     continue
                 arrow, verdict, diff, two_se, floor = got
-                lo, hi = (
-                    sorted(sub, key=lambda x: x[factor])[0],
-                    sorted(sub, key=lambda x: x[factor])[-1],
-                )
+                ordered = sorted(sub, key=lambda x: x[factor])
+                lo, hi = ordered[0], ordered[-1]
                 out.append(
                     {
                         "n_delays": d,

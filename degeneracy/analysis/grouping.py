@@ -54,6 +54,14 @@ def split_settings(
     return sorted(keys)
 
 
+def setting_labels(rows: list[dict], keys: list[str]) -> list[str]:
+    """One label per row naming its setting ("train.threshold=0.01"), from the `keys` whose
+    values differ among `rows`; "all" where none do. Charts, the contravariance table and the
+    DSA grid label groups with this, so their settings match."""
+    varying = [k for k in keys if len({str(r.get(k)) for r in rows}) > 1]
+    return [", ".join(f"{k}={r[k]}" for k in varying) or "all" for r in rows]
+
+
 def setting_sql(path: str) -> str:
     parts = path.split(".")
     quoted = ["'" + p.replace("'", "''") + "'" for p in parts]

@@ -151,6 +151,21 @@ DSA_TASK_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+def parse_params(metric: str, params: str | dict | None) -> dict:
+    """A metric's parameters as a dict, from a JSON string (bad JSON is RegistryError)."""
+    if isinstance(params, str):
+        try:
+            return json.loads(params) if params.strip() else {}
+        except json.JSONDecodeError as exc:
+            raise RegistryError(f"{metric}: parameters are not valid JSON ({exc.msg})") from exc
+    return dict(params or {})
+
+
+def cache_key(metric: str, full: dict) -> str:
+    """The key a value is stored under: the metric and its full parameter set, defaults in."""
+    return params_hash({"metric": metric, **full})
+
+
 def resolve(
     metric: str, params: str | dict | None = None, task: str | None = None
 ) -> tuple[Metric, Any, str, str]:
@@ -160,12 +175,7 @@ def resolve(
     if metric not in METRICS:
         raise RegistryError(f"unknown metric {metric!r} (known: {', '.join(METRICS)})")
     m = METRICS[metric]
-    if isinstance(params, str):
-        try:
-            params = json.loads(params) if params.strip() else {}
-        except json.JSONDecodeError as exc:
-            raise RegistryError(f"{metric}: parameters are not valid JSON ({exc.msg})") from exc
-    params = dict(params or {})
+    params = parse_params(metric, params)
     if issubclass(m.params_type, dsa.DSAParams) and task in DSA_TASK_DEFAULTS:
         params = {**DSA_TASK_DEFAULTS[task], **params}
     fields = {f.name for f in dataclasses.fields(m.params_type)}
@@ -181,4 +191,4 @@ def resolve(
         raise RegistryError(f"{metric}: {exc}") from exc
     full = dataclasses.asdict(obj)
     text = json.dumps(full, sort_keys=True)
-    return m, obj, text, params_hash({"metric": metric, **full})
+    return m, obj, text, cache_key(metric, full)

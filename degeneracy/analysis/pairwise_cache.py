@@ -13,13 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from degeneracy.analysis.metrics import resolve
+from degeneracy.analysis.metrics import cache_key, resolve
 from degeneracy.registry.errors import RegistryError
 from degeneracy.registry.ids import params_hash
-
-#: the second probe set every trained network is evaluated on (same size and distribution as
-#: "id", independent draws): the noise floor of a trajectory metric compares the two
-REPLICA_PROBE = "id_b"
+from degeneracy.schema.kinds import REPLICA_PROBE
 
 
 class PairwiseCache:
@@ -138,16 +135,7 @@ class PairwiseCache:
             raise RegistryError(f"{metric_name}: a noise floor needs probe 'id' (and 'id_b')")
         name = f"{metric.name}_floor"
         uniq = sorted(set(ids))
-        stored = {
-            a: d
-            for a, d in self._query(
-                "SELECT a, distance FROM pairwise WHERE metric = ? AND params_hash = ? AND a = b "
-                "AND a IN (SELECT unnest(?::VARCHAR[]))",
-                [name, key, uniq],
-            )
-        }
-        pending = self.pending.items()
-        stored.update({a: v[0] for (m, k, a, _), v in pending if (m, k) == (name, key)})
+        stored = {a: d for (a, _), d in self._stored(name, key, uniq).items()}
         missing = [i for i in uniq if i not in stored]
         if missing:
             have = {
@@ -177,7 +165,7 @@ class PairwiseCache:
         base = json.loads(text)
         for overrides, values in [({}, res.distance), *res.alternates]:
             params = {**base, **overrides}
-            key = params_hash({"metric": metric, **params})
+            key = cache_key(metric, params)
             extra = json.dumps({"params": params})
             for k, (a, b) in enumerate(rows):
                 it = None if res.iterations is None else int(res.iterations[k])

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from degeneracy.analysis.grouping import setting_labels
+
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
 FACTORS = {
     "complexity": "task complexity (channels / dimensions)",
@@ -66,6 +68,7 @@ def level_chart(
     import altair as alt
     import polars as pl
 
+    labels = setting_labels(rows, series or [])
     panels = []
     for metric, (name, unit) in metrics.items():
         data = [
@@ -76,9 +79,9 @@ def level_chart(
                 "hi": r[metric] + (r[f"{metric}_se"] or 0),
                 "se": r[f"{metric}_se"],
                 "n": r["n"],
-                "setting": ", ".join(f"{k}={r[k]}" for k in series or []) or "all",
+                "setting": label,
             }
-            for r in rows
+            for r, label in zip(rows, labels)
             if r.get(metric) is not None
         ]
         if not data:
@@ -208,8 +211,7 @@ def contravariance_rows(
     out = []
     for (task, factor), (rows, series) in sorted(by_factor.items()):
         settings: dict[str, list[dict]] = {}
-        for r in rows:
-            label = ", ".join(f"{k}={r[k]}" for k in series) or "all"
+        for r, label in zip(rows, setting_labels(rows, series)):
             settings.setdefault(label, []).append(r)
         for label, sub in settings.items():
             for metric, (level, _) in LEVELS.items():
@@ -411,8 +413,9 @@ def build_report(
                     "Dynamics direction at every DSA setting of the grid (n_delays x rank): "
                     + "; ".join(f"{k}: {v}" for k, v in grids[(task, factor)].items())
                 )
-                head = GRID_COLUMNS
-                sec.tables.append((head, [tuple(g.get(h, "") for h in head) for g in grid_rows]))
+                sec.tables.append(
+                    (GRID_COLUMNS, [tuple(g.get(h, "") for h in GRID_COLUMNS) for g in grid_rows])
+                )
             small = [r for r in rows if r["n"] < 2]
             if small:
                 sec.notes.append(

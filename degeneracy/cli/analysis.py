@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -109,6 +108,7 @@ def analyze(
 def _grid(reg, factor, cols, where, params, converged_only, format, out) -> None:
     from degeneracy.analysis.grid import COLUMNS, dsa_grid, grid_verdict
     from degeneracy.analysis.grouping import DEFAULT_GROUP_BY, split_settings
+    from degeneracy.analysis.metrics import parse_params
 
     if not converged_only:
         raise RegistryError("--dsa-grid uses converged networks only (drop --all)")
@@ -116,8 +116,7 @@ def _grid(reg, factor, cols, where, params, converged_only, format, out) -> None
     if factor not in group_by:
         group_by.append(factor)
     series = [c for c in group_by if c != factor] + split_settings(reg, group_by, where)
-    p = params.get("dsa")
-    base = json.loads(p) if p else {}
+    base = parse_params("dsa", params.get("dsa"))
     rows = dsa_grid(reg, factor, group_by, where, base, series=series, progress=_say)
     if not rows:
         _say("no (converged) networks match, or fewer than two levels of " + factor)
@@ -170,7 +169,7 @@ def distances(
     if len(ids) < 2:
         raise RegistryError(f"need at least 2 networks, the filter selects {len(ids)}")
     cache = PairwiseCache(reg)
-    d = cache.matrix(metric, ids, json.loads(params) if params.strip() else {})
+    d = cache.matrix(metric, ids, params)  # parsed and checked by metrics.resolve
     cache.flush()
     coords = classical_mds(d, 2)
     iu = np.triu_indices(len(ids), 1)

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from degeneracy.registry.records import Condition, NetworkRecord
+from degeneracy.schema.kinds import REPLICA_PROBE
 from degeneracy.tasks.base import Batch, Task
 from degeneracy.training.loss import masked_mse
 from degeneracy.training.model import ModelSpec, effective, forward, init_params, to_numpy
@@ -136,7 +137,6 @@ def train_ensemble(
     under = torch.zeros(k, dtype=torch.int64, device=device)
     stopped_at = [cfg.max_steps] * k
     converged = [False] * k
-    train_loss: list[float | None] = [None] * k
     curves: list[list[tuple[int, float, float]]] = [[] for _ in range(k)]
     workspace = Workspace()
     running = torch.zeros(k, dtype=torch.float64, device=device)
@@ -165,7 +165,6 @@ def train_ensemble(
             mean = running / n_running
             for i in idx.tolist():
                 curves[i].append((step, float(mean[i]), float(lr[i])))
-                train_loss[i] = float(mean[i])
             plateau.step(idx, mean[idx])
             ok = mean[idx] < cfg.threshold
             under[idx] = torch.where(ok, under[idx] + 1, torch.zeros_like(under[idx]))
@@ -179,7 +178,7 @@ def train_ensemble(
                 progress(step, int(active.sum()), float(mean[idx].median()))
             if on_check is not None:
                 on_check(step, params, active)
-    return _records(exp, seeds, params, init_eff, curves, stopped_at, converged, train_loss, device)
+    return _records(exp, seeds, params, init_eff, curves, stopped_at, converged, device)
 
 
 @torch.no_grad()
@@ -197,13 +196,12 @@ def evaluate(
     return rates, y, masked_mse(y, target, mask)
 
 
-def _records(exp, seeds, params, init_eff, curves, stopped_at, converged, train_loss, device):
+def _records(exp, seeds, params, init_eff, curves, stopped_at, converged, device):
     final_eff = effective(exp.model, params)
-    # "id_b": a second in-distribution probe set (same size, independent draws), for the
-    # noise floor of the dynamics metrics
+    # the replica: a second in-distribution probe set, for the dynamics metrics' noise floor
     probes = {
         name: evaluate(exp, params, device, ood, replica)
-        for name, ood, replica in (("id", False, 0), ("ood", True, 0), ("id_b", False, 1))
+        for name, ood, replica in (("id", False, 0), ("ood", True, 0), (REPLICA_PROBE, False, 1))
     }
     records = []
     for i, seed in enumerate(seeds):
@@ -224,7 +222,7 @@ def _records(exp, seeds, params, init_eff, curves, stopped_at, converged, train_
                 final_loss=float(probes["id"][2][i]),
                 ood_loss=float(probes["ood"][2][i]),
                 converged=converged[i],
-                train_loss=train_loss[i],
+                train_loss=float(curve[-1, 1]) if len(curve) else None,  # what the stop read
             )
         )
     return records

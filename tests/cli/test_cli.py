@@ -139,6 +139,14 @@ def test_analyze_dsa_grid_prints_the_direction_at_every_point(registry):
     )
 
 
+def test_bad_metric_parameters_are_one_line(filled):
+    for args in (
+        ("distances", "--metric", "pif", "--params", "{bad"),
+        ("analyze", "--dsa-grid", "complexity", "--params", "dsa={bad"),
+    ):
+        assert_user_error(run_cli(*args, registry=filled.root), "not valid JSON")
+
+
 def test_ls_on_missing_registry(tmp_path):
     assert_user_error(run_cli("ls", registry=tmp_path / "none"), "no registry at")
 
