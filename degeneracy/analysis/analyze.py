@@ -21,8 +21,10 @@ import numpy as np
 
 from degeneracy.analysis.grouping import (
     DEFAULT_GROUP_BY,
+    column_sql,
     conditions,
     setting_sql,
+    setting_value,
     split_settings,
 )
 from degeneracy.analysis.metrics import METRICS, cache_key, parse_params, resolve
@@ -40,7 +42,7 @@ def groups(registry, group_by: list[str], where: str | None, converged_only: boo
     `factors` that differs among the selected networks (`split_settings`)."""
     split = split_settings(registry, group_by, where, converged_only)
     names = [*group_by, *split]
-    cols = ", ".join([*group_by, *(setting_sql(k) for k in split)])
+    cols = ", ".join([*(column_sql(c) for c in group_by), *(setting_sql(k) for k in split)])
     sql = (
         f"SELECT {cols}, list(network_id ORDER BY network_id) AS ids, "
         f"list(ood_loss ORDER BY network_id) AS ood FROM networks_labeled "
@@ -48,7 +50,14 @@ def groups(registry, group_by: list[str], where: str | None, converged_only: boo
     )
     with registry.read_query(sql) as rel:
         rows = rel.fetchall()
-    return [(dict(zip(names, r[:-2])), r[-2], r[-1]) for r in rows]
+    return [
+        (
+            {n: setting_value(v) if "." in n else v for n, v in zip(names, r[:-2])},
+            r[-2],
+            r[-1],
+        )
+        for r in rows
+    ]
 
 
 def _feature_learning(registry, ids: list[str], with_kernel: bool) -> dict[str, tuple]:

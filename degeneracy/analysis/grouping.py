@@ -15,6 +15,8 @@ from degeneracy.registry.errors import RegistryError
 
 DEFAULT_GROUP_BY = ["task", "complexity", "hidden_size", "regime", "gamma", "l1", "nuclear"]
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: a group key may also name a `factors` entry by its path ("task_params.delay_max")
+_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 
 
 def _flatten(d: dict, prefix: str = "") -> dict[str, str]:
@@ -38,11 +40,9 @@ def split_settings(
 ) -> list[str]:
     """The `factors` entries (task parameters, training settings: "train.threshold", ...) that
     differ within some group of `group_by`. Groups are split by them, never silently pooled."""
-    for col in group_by:
-        if not _IDENT.match(col):
-            raise RegistryError(f"--group-by takes column names, got {col!r}")
+    cols = [column_sql(c) for c in group_by]
     with registry.read_query(
-        f"SELECT {', '.join(group_by) or '1'}, list(DISTINCT factors) FROM networks_labeled "
+        f"SELECT {', '.join(cols) or '1'}, list(DISTINCT factors) FROM networks_labeled "
         f"{conditions(where, converged_only)} GROUP BY ALL"
     ) as rel:
         found = rel.fetchall()
@@ -62,9 +62,36 @@ def setting_labels(rows: list[dict], keys: list[str]) -> list[str]:
     return [", ".join(f"{k}={r[k]}" for k in varying) or "all" for r in rows]
 
 
+def column_sql(name: str, alias: bool = True) -> str:
+    """A group key as SQL: a column name as is, a `factors` path ("task_params.delay_max") as
+    the JSON lookup `setting_sql` builds (named after the path unless `alias` is false);
+    anything else is refused."""
+    if _IDENT.match(name):
+        return name
+    if _PATH.match(name):
+        return setting_sql(name) if alias else _lookup(name)
+    raise RegistryError(
+        f"--group-by takes column names or factors paths (task_params.delay_max), got {name!r}"
+    )
+
+
+def setting_value(text: str | None):
+    """A `factors` entry read back as text (->>) to its JSON value where it is one: '40' -> 40,
+    'true' -> True; other text (an unquoted string) as is."""
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _lookup(path: str) -> str:
+    """factors->'a'->>'b' for path "a.b": the entry as text."""
+    quoted = ["'" + p.replace("'", "''") + "'" for p in path.split(".")]
+    return "factors" + "".join(f"->{q}" for q in quoted[:-1]) + f"->>{quoted[-1]}"
+
+
 def setting_sql(path: str) -> str:
-    parts = path.split(".")
-    quoted = ["'" + p.replace("'", "''") + "'" for p in parts]
-    expr = "factors" + "".join(f"->{q}" for q in quoted[:-1]) + f"->>{quoted[-1]}"
     alias = path.replace('"', '""')
-    return f'{expr} AS "{alias}"'
+    return f'{_lookup(path)} AS "{alias}"'

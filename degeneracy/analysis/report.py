@@ -26,6 +26,12 @@ FACTORS = {
     "l1": "L1 penalty λ",
     "nuclear": "nuclear-norm penalty λ",
 }
+#: axis titles: the condition columns above plus task knobs that `reproduce` sweeps
+TITLES = {
+    **FACTORS,
+    "delay_max": "memory demand (longest delay, steps)",
+    "aux_output": "auxiliary output (0 = off, 1 = on)",
+}
 LEVELS = {
     "behavior": ("behavior", "std of OOD loss (MSE)"),
     "dsa": ("dynamics", "mean pairwise DSA distance (angular score, rad)"),
@@ -42,6 +48,8 @@ PAPER = {
     "l1": {"dynamics": "↓", "weights": "↓", "behavior": "↓"},
     "nuclear": {"dynamics": "↓", "weights": "↓", "behavior": "↓"},
 }
+# memory demand and the auxiliary output are complexity knobs in the paper's table
+PAPER["delay_max"] = PAPER["aux_output"] = PAPER["complexity"]
 
 
 @dataclass
@@ -50,6 +58,7 @@ class Section:
     charts: list[tuple[str, Any]] = field(default_factory=list)  # (file stem, chart)
     notes: list[str] = field(default_factory=list)
     tables: list[tuple[list[str], list[tuple]]] = field(default_factory=list)  # (header, rows)
+    captions: dict[str, str] = field(default_factory=dict)  # chart stem -> caption under it
 
 
 def _font(chart):
@@ -89,7 +98,7 @@ def level_chart(
         df = pl.DataFrame(data)
         x = alt.X(
             f"{factor}:Q",
-            title=FACTORS.get(factor, factor),
+            title=TITLES.get(factor, factor),
             scale=alt.Scale(zero=False, padding=20, nice=False),
             axis=alt.Axis(values=sorted({d[factor] for d in data})),
         )
@@ -112,6 +121,17 @@ def level_chart(
         )
         bars = base.mark_rule().encode(x=x, y="lo:Q", y2="hi:Q", color=color)
         layers = [line, bars]
+        few = [d for d in data if d["n"] < MIN_N]
+        if few:  # too few networks for an error bar: ringed, never a direction
+            layers.append(
+                alt.Chart(pl.DataFrame(few))
+                .mark_point(shape="circle", size=260, filled=False, color="#D55E00")
+                .encode(
+                    x=x,
+                    y="value:Q",
+                    tooltip=[alt.Tooltip("n:Q", title=f"networks (< {MIN_N}: no SE)")],
+                )
+            )
         ref, ref_name = REFERENCES.get(metric, (None, None))
         refs = [
             {factor: r[factor], "reference": r[ref], "setting": d["setting"], "what": ref_name}
@@ -174,6 +194,40 @@ def curves_chart(df, title: str):
 
 #: a level's value -> the per-group value its differences must also exceed (noise floor)
 FLOORS = {"dsa": "dsa_floor"}
+#: groups with fewer networks have no standard error: ringed on charts, never a direction
+MIN_N = 3
+
+
+def caption(rows: list[dict], factor: str, series: list[str] | None = None) -> str:
+    """What a three-level chart plots, n per point, and its take-away (one sentence per level,
+    with the same verdict rule as the contravariance table)."""
+    labels = setting_labels(rows, series or [])
+    by: dict[str, list[dict]] = {}
+    for r, label in zip(rows, labels):
+        by.setdefault(label, []).append(r)
+    parts = [
+        "Points: the group value over its converged networks; bars: ±1 bootstrap SE over "
+        "networks; dashed grey: the dynamics noise floor and the weights' value at "
+        f"initialization; ringed: fewer than {MIN_N} networks (no SE, never a direction)."
+    ]
+    for label, sub in by.items():
+        sub = sorted(sub, key=lambda r: r[factor])
+        ns = ", ".join(f"{r[factor]}: {r['n']}" for r in sub)
+        where = "" if label == "all" else f" [{label}]"
+        parts.append(f"Networks per point{where} ({TITLES.get(factor, factor)}): {ns}.")
+        for metric, (level, _) in LEVELS.items():
+            got = direction(sub, factor, metric)
+            if got is None:
+                parts.append(f"{level.capitalize()}{where}: fewer than 2 measured levels.")
+                continue
+            arrow, verdict, diff, two_se, floor = got
+            word = {"↑": "rises", "↓": "falls", "→": "does not change"}[arrow]
+            bound = f"2 SE {two_se:.2g}" + (f", floor {floor:.2g}" if metric in FLOORS else "")
+            parts.append(
+                f"{level.capitalize()}{where} {word} by {abs(diff):.3g} from the lowest to the "
+                f"highest level ({bound}): {verdict}."
+            )
+    return " ".join(parts)
 
 
 def direction(
@@ -185,18 +239,24 @@ def direction(
     (2·√(se_low² + se_high²); needs both) and, for dynamics, the larger of the two groups'
     noise floors; otherwise "not resolved"."""
     pts = sorted(
-        (r[factor], r[metric], r.get(f"{metric}_se"), r.get(FLOORS.get(metric, ""), None))
+        (
+            r[factor],
+            r[metric],
+            r.get(f"{metric}_se"),
+            r.get(FLOORS.get(metric, ""), None),
+            r.get("n", MIN_N),
+        )
         for r in rows
         if r.get(metric) is not None
     )
     if len(pts) < 2:
         return None
-    (_, v0, s0, f0), (_, v1, s1, f1) = pts[0], pts[-1]
+    (_, v0, s0, f0, n0), (_, v1, s1, f1, n1) = pts[0], pts[-1]
     diff = v1 - v0
     two_se = 2 * float(np.sqrt((s0 or 0) ** 2 + (s1 or 0) ** 2))
     floor = max(f0 or 0.0, f1 or 0.0)
     arrow = "↑" if diff > 0 else "↓" if diff < 0 else "→"
-    has_se = s0 is not None and s1 is not None
+    has_se = s0 is not None and s1 is not None and min(n0, n1) >= MIN_N
     has_floor = metric not in FLOORS or (f0 is not None and f1 is not None)
     ok = has_se and has_floor and abs(diff) > two_se and abs(diff) > floor
     return arrow, "resolved" if ok else "not resolved", diff, two_se, floor
@@ -220,6 +280,9 @@ def contravariance_rows(
                 if got is None:
                     continue
                 arrow, verdict, diff, two_se, floor = got
+                measured = sorted(
+                    (r for r in sub if r.get(metric) is not None), key=lambda r: r[factor]
+                )
                 grid = (
                     (grids or {}).get((task, factor), {}).get(label, "") if metric == "dsa" else ""
                 )
@@ -238,6 +301,7 @@ def contravariance_rows(
                         "setting": label,
                         "level": level,
                         "measured": arrow,
+                        "n": f"{measured[0].get('n', '?')} → {measured[-1].get('n', '?')}",
                         "difference": f"{diff:+.3g}",
                         "2 SE": f"{two_se:.2g}",
                         "floor": f"{floor:.2g}" if metric in FLOORS else "",
@@ -249,8 +313,15 @@ def contravariance_rows(
     return out
 
 
-def render_html(title: str, header: list[str], sections: list[Section], table: list[dict]) -> str:
-    """One self-contained page: every chart embedded with the Vega libraries inlined."""
+def render_html(
+    title: str,
+    header: list[str],
+    sections: list[Section],
+    table: list[dict],
+    caveats: list[str] | None = None,
+) -> str:
+    """One self-contained page: every chart embedded with the Vega libraries inlined;
+    `caveats` in a box under the header (settings that depart from the paper, and the like)."""
     import altair as alt
     import vl_convert as vlc
 
@@ -258,6 +329,10 @@ def render_html(title: str, header: list[str], sections: list[Section], table: l
     bundle = vlc.javascript_bundle(vl_version=vl)
     parts = [f"<h1>{html.escape(title)}</h1>"]
     parts += [f"<p>{html.escape(h)}</p>" for h in header]
+    if caveats:
+        parts.append("<div class='caveats'><b>Read these numbers with:</b><ul>")
+        parts += [f"<li>{html.escape(c)}</li>" for c in caveats]
+        parts.append("</ul></div>")
     embeds = []
     n = 0
     for sec in sections:
@@ -274,6 +349,8 @@ def render_html(title: str, header: list[str], sections: list[Section], table: l
             parts.append("</table>")
         for stem, chart in sec.charts:
             parts.append(f"<div class='chart' id='chart{n}' data-name='{html.escape(stem)}'></div>")
+            if stem in sec.captions:
+                parts.append(f"<p class='caption'>{html.escape(sec.captions[stem])}</p>")
             embeds.append(
                 f"vegaEmbed('#chart{n}', {json.dumps(chart.to_dict())}, "
                 "{renderer: 'svg', actions: false})"
@@ -284,9 +361,11 @@ def render_html(title: str, header: list[str], sections: list[Section], table: l
         parts.append(
             "<p class='note'>Direction from the lowest to the highest value of each "
             "factor, compared with the paper (Huang et al. 2025). A direction is claimed only "
-            "where the difference exceeds 2 standard errors and, for dynamics, the noise "
-            "floor (a network's DSA distance to itself on an independent probe set); "
-            "otherwise the verdict is 'not resolved'.</p>"
+            "where the difference exceeds 2 standard errors (both ends need at least "
+            f"{MIN_N} networks) and, for dynamics, the noise floor (a network's DSA distance "
+            "to itself on an independent probe set) at every point of the DSA setting grid; "
+            "otherwise the verdict is 'not resolved'. n: converged networks at the lowest → "
+            "highest level.</p>"
         )
         cols = [
             "task",
@@ -294,6 +373,7 @@ def render_html(title: str, header: list[str], sections: list[Section], table: l
             "setting",
             "level",
             "measured",
+            "n",
             "difference",
             "2 SE",
             "floor",
@@ -305,7 +385,7 @@ def render_html(title: str, header: list[str], sections: list[Section], table: l
         for r in table:
             cells = []
             for c in cols:
-                v = r[c]
+                v = r.get(c, "")
                 if c == "verdict":
                     v = {"agrees": "✓ agrees", "disagrees": "✗ disagrees"}.get(v, v)
                 cells.append(f"<td>{html.escape(str(v))}</td>")
@@ -314,6 +394,8 @@ def render_html(title: str, header: list[str], sections: list[Section], table: l
     style = (
         "body{font-family:sans-serif;max-width:1200px;margin:2em auto;color:#222}"
         ".chart{margin:1em 0}.note{color:#555}table{border-collapse:collapse}"
+        ".caption{color:#333;font-size:0.9em;max-width:1000px}"
+        ".caveats{border:2px solid #E69F00;background:#fff8e8;padding:0.5em 1em;margin:1em 0}"
         "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}"
     )
     # data-rendered / data-errors on <html> let a browser test see what drew and what failed
@@ -337,6 +419,42 @@ def render_html(title: str, header: list[str], sections: list[Section], table: l
         + finish
         + "</script></body></html>"
     )
+
+
+#: the DSA settings every dynamics value of the report is computed at (metrics' defaults)
+DSA_NOTE = (
+    "Dynamics: DSA with the reference (dsa-metric) operator fit, 10 delays, rank 10, angular "
+    "score in radians. The paper writes the Frobenius score; both are stored per pair "
+    "(score = 'euclidean' in SQL). Directions are also checked over 5/10/20 delays x rank "
+    "5/10/20."
+)
+
+
+def caveats(registry, base: str) -> list[str]:
+    """What a reader must know before comparing these numbers with the paper's: per task, the
+    thresholds, seeds and widths used against the paper's, and the DSA settings."""
+    from degeneracy.tasks import TASKS
+
+    with registry.read_query(
+        "SELECT task, list(DISTINCT (factors->'train'->>'threshold')::DOUBLE), "
+        "min(n), max(n), list(DISTINCT hidden_size ORDER BY hidden_size) FROM ("
+        "SELECT task, ensemble_id, any_value(factors) AS factors, any_value(hidden_size) AS "
+        f"hidden_size, count(*) AS n FROM networks_labeled WHERE {base} GROUP BY ALL) "
+        "GROUP BY ALL ORDER BY ALL"
+    ) as rel:
+        rows = rel.fetchall()
+    out = []
+    for task, thresholds, lo, hi, widths in rows:
+        paper = TASKS[task].paper_threshold if task in TASKS else None
+        used = ", ".join(f"{t:g}" for t in sorted(x for x in thresholds if x is not None))
+        seeds = f"{lo}" if lo == hi else f"{lo}–{hi}"
+        out.append(
+            f"{task}: MSE threshold {used or 'unknown'}"
+            + (f" (the paper's: {paper:g})" if paper else "")
+            + f"; {seeds} networks per ensemble (the paper: 50); hidden "
+            f"{', '.join(map(str, widths))} (the paper: 128 outside its width sweep)."
+        )
+    return [*out, DSA_NOTE, "Degeneracy is computed over converged networks only."]
 
 
 def build_report(
@@ -395,6 +513,14 @@ def build_report(
             )
             if chart is not None:
                 sec.charts.append((f"{task}_{factor}_levels", chart))
+                sec.captions[f"{task}_{factor}_levels"] = caption(rows, factor, series)
+            else:
+                sec.notes.append(
+                    f"Nothing to plot: {conv} of {n} networks converged (threshold(s) "
+                    f"{', '.join(str(t) for t in thresholds if t)}; budget(s) "
+                    f"{', '.join(str(b) for b in budgets if b)}), and degeneracy needs at "
+                    "least 2 converged networks per level."
+                )
             fl = level_chart(
                 rows,
                 factor,
@@ -472,7 +598,9 @@ def build_report(
             )
     cache.flush()
     table = contravariance_rows(by_factor, grids)
-    page = render_html("Solution degeneracy report", header, sections, table)
+    page = render_html(
+        "Solution degeneracy report", header, sections, table, caveats(registry, base)
+    )
     (out / "report.html").write_text(page)
     for sec in sections:
         for stem, chart in sec.charts:

@@ -257,7 +257,7 @@ def export(
 
 def _register_commands() -> None:
     """Commands living in other modules register themselves on `app` when imported."""
-    from degeneracy.cli import analysis, demo, report, training  # noqa: F401
+    from degeneracy.cli import analysis, demo, report, reproduce, training  # noqa: F401
 
 
 def main() -> None:

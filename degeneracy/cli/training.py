@@ -34,8 +34,19 @@ def parse_params(items: list[str]) -> dict[str, str]:
     return out
 
 
-def run_jobs(reg, jobs, device: str, sweep: str | None = None) -> list:
-    """Train every job's missing seeds with a progress bar; return the write summaries."""
+def run_jobs(
+    reg,
+    jobs,
+    device: str,
+    sweep: str | list[str | None] | None = None,
+    workers: int = 1,
+    threads: int | None = None,
+) -> list:
+    """Train every job's missing seeds with a progress bar; return the write summaries.
+
+    `sweep`: the sweep id the networks are registered under, or one per job. `workers` > 1
+    trains that many ensembles at once in worker processes of `threads` torch threads each
+    (default: the cores shared evenly); this process registers each as it finishes."""
     from rich.progress import (
         BarColumn,
         Progress,
@@ -54,8 +65,27 @@ def run_jobs(reg, jobs, device: str, sweep: str | None = None) -> list:
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     ]
+    sids = sweep if isinstance(sweep, list) else [sweep] * len(jobs)
     with Progress(*columns, disable=state.quiet, transient=False) as bar:
         total = bar.add_task("sweep", total=len(jobs), status="")
+        if workers > 1:
+            from degeneracy.training.executor import thread_budget, train_many
+
+            todo = [
+                (n, missing_seeds(reg, job.experiment, job.seeds)) for n, job in enumerate(jobs)
+            ]
+            stored = sum(1 for _, t in todo if not t)
+            bar.update(total, advance=stored, status=f"{stored} already stored")
+            todo = [(n, t) for n, t in todo if t]
+            per = thread_budget(workers, threads)
+            bar.update(total, status=f"{workers} workers x {per} thread(s)")
+            work = [(jobs[n].experiment, t) for n, t in todo]
+            for k, records in train_many(work, workers, per, device):
+                n = todo[k][0]
+                exp = jobs[n].experiment
+                summaries.append(reg.write_ensemble(exp.condition(), records, sweep_id=sids[n]))
+                bar.update(total, advance=1, status=f"done: {describe(exp)}")
+            return summaries
         for n, job in enumerate(jobs, 1):
             label = describe(job.experiment)
             todo = missing_seeds(reg, job.experiment, job.seeds)
@@ -72,7 +102,7 @@ def run_jobs(reg, jobs, device: str, sweep: str | None = None) -> list:
                     t_id, completed=step, status=f"loss {loss:.2e}, {k - active}/{k} stopped"
                 )
 
-            summary = run_job(reg, job, device, sweep, progress, todo)
+            summary = run_job(reg, job, device, sids[n - 1], progress, todo)
             bar.update(t_id, completed=steps)
             bar.update(total, advance=1, status=f"{n}/{len(jobs)}")
             summaries.append(summary)
@@ -176,6 +206,13 @@ def sweep(
         bool, typer.Option("--dry-run", help="List the conditions; train nothing.")
     ] = False,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    workers: Annotated[
+        int, typer.Option(help="Ensembles trained at once, each in its own process.")
+    ] = 1,
+    threads: Annotated[
+        int | None,
+        typer.Option(help="Torch CPU threads per worker [default: the cores shared evenly]."),
+    ] = None,
     registry: RegistryOpt = None,
 ) -> None:
     """Train every condition of a TOML grid; resumable (stored networks are skipped).
@@ -207,12 +244,18 @@ def sweep(
             )
         typer.echo(f"{len(jobs)} condition(s), {sum(len(j.seeds) for j in jobs)} networks")
         return
+    if workers < 1 or (threads is not None and threads < 1):
+        raise RegistryError("--workers and --threads must be >= 1")
     dev = pick_device(device)
     reg = _open(registry, create=True)
     sid = sweep_id(text)
     reg.add_sweep(sid, name, text)
     t0 = time.perf_counter()
-    summaries = [s for s in run_jobs(reg, jobs, dev, sid) if s is not None]
+    if workers == 1 and threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    summaries = [s for s in run_jobs(reg, jobs, dev, sid, workers, threads) if s is not None]
     trained = sum(len(s.written) for s in summaries)
     _say(f"sweep {name}: trained {trained} network(s) in {time.perf_counter() - t0:.0f} s")
     typer.echo(f"sweep {name} ({sid}): {len(jobs)} condition(s), {trained} network(s) trained now")

@@ -335,3 +335,26 @@ def test_epoch_schedule_stop_and_plateau_follow_the_stated_rules():
         else:
             assert first is None and r.steps == exp.train.max_steps
         assert r.train_loss == pytest.approx(loss[-1])
+
+
+def test_worker_processes_train_the_same_networks_as_one_process():
+    """train_many (2 spawned workers, 1 thread each) gives bit-identical networks to training
+    in this process at 1 thread, and yields every ensemble once."""
+    from degeneracy.training.executor import thread_budget, train_many
+
+    cfg = TrainConfig(max_epochs=2, steps_per_epoch=5, threshold=1e-9)
+    work = [(Experiment(make_task("flipflop", c), 8, train=cfg), [0, 1]) for c in (1, 2, 3)]
+    got = dict(train_many(work, workers=2, threads=1))
+    assert sorted(got) == [0, 1, 2]
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for i, (exp, seeds) in enumerate(work):
+            ref = train_ensemble(exp, seeds)
+            for a, b in zip(got[i], ref):
+                assert a.seed == b.seed
+                for name in b.weights_final:
+                    assert np.array_equal(a.weights_final[name], b.weights_final[name]), name
+    finally:
+        torch.set_num_threads(before)
+    assert thread_budget(2, None) >= 1 and thread_budget(2, 3) == 3

@@ -1,0 +1,497 @@
+"""`reproduce`: plan, train (resumably) and analyze every cell of the paper's table, then write
+the per-level numbers, the verdicts and the report.
+
+Each cell's networks are selected by id (hash of condition and seed), so a condition two cells
+share (delayed discrimination at 1 channel and delay 20 is in five cells) is trained once and
+read by both. A level's numbers always come with n, standard errors, the dynamics noise floor
+and the weights' chance level; a direction is a verdict only where `report.direction` resolves
+it and, for dynamics, it holds at every point of the DSA setting grid.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import platform
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from degeneracy.analysis.grid import COLUMNS as GRID_COLUMNS
+from degeneracy.registry.ids import network_id
+from degeneracy.reproduce.cells import Cell, load, select
+from degeneracy.training.sweep import Job, missing_seeds, sweep_id
+
+Say = Callable[[str], None]
+
+#: per level, the numbers levels.csv carries (value and standard error where there is one)
+LEVEL_COLUMNS = [
+    "cell",
+    "task",
+    "factor",
+    "level",
+    "setting",
+    "trained",
+    "converged",
+    "n",
+    "median_steps",
+    "behavior",
+    "behavior_se",
+    "dynamics",
+    "dynamics_se",
+    "dynamics_floor",
+    "dynamics_floor_se",
+    "dsa_kept",
+    "weights",
+    "weights_se",
+    "weights_chance",
+    "weights_chance_se",
+    "weight_change",
+    "weight_change_se",
+    "kernel_alignment",
+    "kernel_alignment_se",
+]
+#: levels.csv name -> analyze's
+RENAME = {
+    "dynamics": "dsa",
+    "dynamics_floor": "dsa_floor",
+    "weights": "pif",
+    "weights_chance": "pif_chance",
+}
+VERDICT_COLUMNS = [
+    "cell",
+    "task",
+    "factor",
+    "setting",
+    "level",
+    "measured",
+    "n",
+    "difference",
+    "2 SE",
+    "floor",
+    "paper",
+    "verdict",
+    "DSA grid",
+]
+
+
+@dataclass
+class PlannedCell:
+    cell: Cell
+    text: str
+    name: str
+    jobs: list[Job]
+
+    @property
+    def sweep(self) -> str:
+        return sweep_id(self.text)
+
+    def ids(self) -> list[str]:
+        return [
+            network_id(j.experiment.condition().to_dict(), s) for j in self.jobs for s in j.seeds
+        ]
+
+    @property
+    def where(self) -> str:
+        return "network_id IN (" + ", ".join(f"'{i}'" for i in self.ids()) + ")"
+
+
+@dataclass
+class Plan:
+    scale: str
+    cells: list[PlannedCell]
+    #: unique conditions to train (shared ones once): (job, sweep id of the first cell holding it)
+    work: list[tuple[Job, str]] = field(default_factory=list)
+    todo: dict[int, list[int]] = field(default_factory=dict)  # work index -> missing seeds
+    step_seconds: dict[int, float] = field(default_factory=dict)  # work index -> s per step
+
+    @property
+    def networks(self) -> int:
+        return sum(len(j.seeds) for j, _ in self.work)
+
+    @property
+    def to_train(self) -> int:
+        return sum(len(v) for v in self.todo.values())
+
+    def estimate_seconds(self) -> float:
+        """An upper bound: every ensemble runs its whole budget (early stops only shorten it)."""
+        return sum(
+            self.step_seconds.get(i, 0.0) * self.work[i][0].experiment.train.max_steps
+            for i in self.todo
+        )
+
+
+def make_plan(registry, scale: str, only: list[str] | None = None) -> Plan:
+    cells = []
+    for cell in select(only):
+        text, name, jobs = load(scale, cell)
+        cells.append(PlannedCell(cell, text, name, jobs))
+    plan = Plan(scale, cells)
+    seen: dict[str, int] = {}
+    for pc in cells:
+        for job in pc.jobs:
+            key = json.dumps(job.experiment.condition().to_dict(), sort_keys=True, default=str)
+            if key in seen:
+                have = plan.work[seen[key]][0]
+                extra = [s for s in job.seeds if s not in have.seeds]
+                if extra:
+                    plan.work[seen[key]] = (Job(have.experiment, have.seeds + extra), pc.sweep)
+                continue
+            seen[key] = len(plan.work)
+            plan.work.append((job, pc.sweep))
+    for i, (job, _) in enumerate(plan.work):
+        todo = missing_seeds(registry, job.experiment, job.seeds) if registry else job.seeds
+        if todo:
+            plan.todo[i] = todo
+    return plan
+
+
+def measure_step_seconds(plan: Plan, device: str = "cpu", say: Say | None = None) -> None:
+    """Seconds per training step of each ensemble still to train, measured: a 1-step and a
+    5-step run of the same stacked model (the difference removes set-up and evaluation)."""
+    from degeneracy.training.trainer import train_ensemble
+
+    cache: dict[str, float] = {}
+    for i, todo in plan.todo.items():
+        exp = plan.work[i][0].experiment
+        key = json.dumps(
+            [exp.task.name, exp.task.params(), exp.hidden, exp.regime, len(todo)], default=str
+        )
+        if key not in cache:
+            if say:
+                say(f"timing {exp.task.name} hidden {exp.hidden} x {len(todo)} networks")
+            times = []
+            for steps in (1, 5):
+                cfg = replace(exp.train, steps_per_epoch=steps, max_epochs=1)
+                t0 = time.perf_counter()
+                train_ensemble(replace(exp, train=cfg), todo, device=device)
+                times.append(time.perf_counter() - t0)
+            cache[key] = max((times[1] - times[0]) / 4, 1e-6)
+        plan.step_seconds[i] = cache[key]
+
+
+def train(registry, plan: Plan, runner: Callable, device: str) -> None:
+    """Register each cell's spec as a sweep, then train every missing network through `runner`
+    (`runner(registry, jobs, device, sweeps)`: the CLI's progress-bar loop, or any other)."""
+    for pc in plan.cells:
+        registry.add_sweep(pc.sweep, pc.name, pc.text)
+    work = [(plan.work[i][0], plan.work[i][1]) for i in sorted(plan.todo)]
+    jobs = [Job(j.experiment, plan.todo[i]) for i, (j, _) in zip(sorted(plan.todo), work)]
+    runner(registry, jobs, device, [s for _, s in work])
+
+
+def alias(factor: str) -> str:
+    """The name a factor is shown and stored under: a `factors` path's last part."""
+    return factor.rsplit(".", 1)[-1]
+
+
+def _plain(rows: list[dict], factor: str) -> list[dict]:
+    """Rows with the factor under its alias, booleans as 0/1 (an axis and a sort order)."""
+    out = []
+    for r in rows:
+        r = dict(r)
+        v = r.pop(factor)
+        r[alias(factor)] = int(v) if isinstance(v, bool) else v
+        out.append(r)
+    return out
+
+
+@dataclass
+class CellResult:
+    cell: Cell
+    rows: list[dict]  # analyze's groups, factor under its alias
+    counts: dict[Any, tuple[int, int, float | None]]  # level -> (trained, converged, med steps)
+    series: list[str]
+    grid: list[dict]
+    verdicts: list[dict]
+    settings: dict[str, Any]
+
+
+def analyze_cell(
+    registry, pc: PlannedCell, grid: bool = True, say: Say | None = None
+) -> CellResult:
+    from degeneracy.analysis.analyze import analyze
+    from degeneracy.analysis.grid import dsa_grid, grid_verdict
+    from degeneracy.analysis.grouping import column_sql, setting_value, split_settings
+    from degeneracy.analysis.report import contravariance_rows
+
+    cell, where, factor = pc.cell, pc.where, pc.cell.factor
+    name = alias(factor)
+    with registry.read_query(
+        f"SELECT {column_sql(factor, alias=False)} AS f, count(*), sum(converged::INT), "
+        f"median(steps) FROM networks_labeled WHERE {where} GROUP BY ALL ORDER BY ALL"
+    ) as rel:
+        counts = {}
+        for f, n, c, s in rel.fetchall():
+            f = setting_value(f) if "." in factor else f
+            counts[int(f) if isinstance(f, bool) else f] = (n, c or 0, s)
+    group_by = ["task", factor]
+    series = split_settings(registry, group_by, where)
+    if say:
+        say(f"{cell.name}: behavior, dynamics, weights, feature learning")
+    _, rows = analyze(registry, ["behavior", "dsa", "pif", "fl"], group_by, where)
+    grid_rows: list[dict] = []
+    verdict_grid = None
+    if grid and len(rows) >= 2:
+        grid_rows = dsa_grid(
+            registry,
+            factor,
+            group_by,
+            where,
+            series=series,
+            progress=(lambda m: say(f"{cell.name}: {m}")) if say else None,
+        )
+        verdict_grid = {(cell.task, name): grid_verdict(grid_rows)}
+    plain = _plain(rows, factor)
+    verdicts = contravariance_rows({(cell.task, name): (plain, series)}, verdict_grid)
+    exp = pc.jobs[0].experiment
+    settings = {
+        "seeds": len(pc.jobs[0].seeds),
+        "hidden": sorted({j.experiment.hidden for j in pc.jobs}),
+        "threshold": exp.train.threshold,
+        "budget": f"{exp.train.max_epochs} epochs x {exp.train.steps_per_epoch} steps",
+        "lr": exp.train.lr,
+        "grad_clip": exp.train.grad_clip,
+        "regime": exp.regime,
+    }
+    return CellResult(cell, plain, counts, series, grid_rows, verdicts, settings)
+
+
+def level_rows(res: CellResult) -> list[dict]:
+    from degeneracy.analysis.grouping import setting_labels
+
+    name = alias(res.cell.factor)
+    out = []
+    labels = setting_labels(res.rows, res.series)
+    by_level = {r[name]: (r, lab) for r, lab in zip(res.rows, labels)}
+    for level in sorted(set(res.counts) | set(by_level)):
+        trained, conv, steps = res.counts.get(level, (0, 0, None))
+        r, label = by_level.get(level, ({}, ""))
+        row = {
+            "cell": res.cell.name,
+            "task": res.cell.task,
+            "factor": name,
+            "level": level,
+            "setting": label,
+            "trained": trained,
+            "converged": conv,
+            "n": r.get("n", 0),
+            "median_steps": steps,
+        }
+        for col in LEVEL_COLUMNS[9:]:
+            src = col[:-3] if col.endswith("_se") else col
+            src = RENAME.get(src, src) + ("_se" if col.endswith("_se") else "")
+            row[col] = r.get(src)
+        out.append(row)
+    return out
+
+
+def versions(device: str) -> dict[str, str]:
+    import duckdb
+    import torch
+
+    from degeneracy import __version__
+
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return {
+        "degeneracy": __version__ + (f" (git {commit})" if commit else ""),
+        "torch": torch.__version__,
+        "duckdb": duckdb.__version__,
+        "python": platform.python_version(),
+        "device": device,
+    }
+
+
+def _fmt(v: Any, se: Any = None) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        text = f"{v:.3g}"
+    else:
+        text = str(v)
+    if se is not None:
+        text += f" ± {se:.2g}"
+    return text
+
+
+def write_outputs(
+    out: Path,
+    results: list[CellResult],
+    scale: str,
+    command: str,
+    info: dict[str, str],
+    seconds: float | None = None,
+) -> dict[str, Path]:
+    """levels.csv, verdicts.csv, grid.csv and summary.md under `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    levels = [row for res in results for row in level_rows(res)]
+    verdicts = [{"cell": res.cell.name, **v} for res in results for v in res.verdicts]
+    grid = [{"cell": res.cell.name, **g} for res in results for g in res.grid]
+    paths = {}
+    for stem, rows, cols in (
+        ("levels", levels, LEVEL_COLUMNS),
+        ("verdicts", verdicts, VERDICT_COLUMNS),
+        ("grid", grid, ["cell", *GRID_COLUMNS]),
+    ):
+        path = out / f"{stem}.csv"
+        with path.open("w", newline="") as fh:
+            w = csv.DictWriter(fh, cols, extrasaction="ignore")
+            w.writeheader()
+            for r in rows:
+                w.writerow({c: "" if r.get(c) is None else r.get(c) for c in cols})
+        paths[stem] = path
+    lines = [
+        f"# Reproduction of the paper's table, scale `{scale}`",
+        "",
+        f"Command: `{command}`" + (f" ({seconds / 60:.0f} min)" if seconds else ""),
+        "",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in info.items()),
+        "",
+        "Dynamics: mean pairwise DSA distance (reference fit, 10 delays, rank 10, angular score, "
+        "rad) beside its noise floor (each network against itself on an independent probe set). "
+        "Weights: mean pairwise PIF distance (‖ΔW‖_F / n²) beside its chance level (the same "
+        "networks at initialization). Behavior: std of OOD loss. ± = bootstrap standard error "
+        "over networks; n = converged networks used. A direction is resolved only when the "
+        "difference between the lowest and highest level exceeds 2 SE and (dynamics) the floor, "
+        "and (dynamics) holds at all 9 points of the DSA grid (5/10/20 delays × rank 5/10/20).",
+        "",
+        "## Settings",
+        "",
+        "| cell | seeds | hidden | threshold | budget | lr | grad clip | regime |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for res in results:
+        s = res.settings
+        lines.append(
+            f"| {res.cell.name} | {s['seeds']} | {', '.join(map(str, s['hidden']))} | "
+            f"{s['threshold']:g} | {s['budget']} | {s['lr']:g} | {s['grad_clip']:g} | "
+            f"{s['regime']} |"
+        )
+    lines += [
+        "",
+        "## Per level",
+        "",
+        "| cell | level | converged / trained | n | behavior | dynamics | floor | weights | "
+        "chance | ‖ΔW‖/‖W₀‖ | kernel alignment |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in levels:
+        lines.append(
+            f"| {r['cell']} | {r['factor']} = {r['level']}"
+            + (f" ({r['setting']})" if r["setting"] not in ("", "all") else "")
+            + f" | {r['converged']} / {r['trained']} | {r['n']} | "
+            f"{_fmt(r['behavior'], r['behavior_se'])} | {_fmt(r['dynamics'], r['dynamics_se'])} | "
+            f"{_fmt(r['dynamics_floor'])} | {_fmt(r['weights'], r['weights_se'])} | "
+            f"{_fmt(r['weights_chance'])} | {_fmt(r['weight_change'], r['weight_change_se'])} | "
+            f"{_fmt(r['kernel_alignment'], r['kernel_alignment_se'])} |"
+        )
+    lines += [
+        "",
+        "## Verdicts",
+        "",
+        "| cell | level | measured | n | difference | 2 SE | floor | paper | verdict | DSA grid |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for v in verdicts:
+        lines.append(
+            f"| {v['cell']}"
+            + (f" ({v['setting']})" if v["setting"] != "all" else "")
+            + f" | {v['level']} | {v['measured']} | {v['n']} | {v['difference']} | {v['2 SE']} | "
+            f"{v['floor'] or '–'} | {v['paper']} | {v['verdict']} | {v['DSA grid'] or '–'} |"
+        )
+    missing = [res.cell.name for res in results if not res.verdicts]
+    if missing:
+        lines += [
+            "",
+            "No verdict (fewer than 2 levels with converged networks): " + ", ".join(missing),
+        ]
+    path = out / "summary.md"
+    path.write_text("\n".join(lines) + "\n")
+    paths["summary"] = path
+    return paths
+
+
+def report_sections(results: list[CellResult]) -> list:
+    """One report section per cell: its three levels and feature learning versus the factor."""
+    from degeneracy.analysis.report import FL, LEVELS, Section, caption, level_chart
+
+    sections = []
+    for res in results:
+        name = alias(res.cell.factor)
+        sec = Section(res.cell.title)
+        chart = level_chart(res.rows, name, LEVELS, f"{res.cell.title}: three levels", res.series)
+        if chart is not None:
+            sec.charts.append((f"{res.cell.name}_levels", chart))
+            sec.captions[f"{res.cell.name}_levels"] = caption(res.rows, name, res.series)
+        fl = level_chart(
+            res.rows,
+            name,
+            {k: (v, v) for k, v in FL.items()},
+            f"{res.cell.title}: feature learning",
+            res.series,
+        )
+        if fl is not None:
+            sec.charts.append((f"{res.cell.name}_feature_learning", fl))
+        counts = ", ".join(
+            f"{name} = {lvl}: {c}/{n} converged" for lvl, (n, c, _) in sorted(res.counts.items())
+        )
+        sec.notes.append(f"{counts}. Degeneracy uses converged networks only.")
+        if not res.rows:
+            sec.notes.append("No level has converged networks: nothing to measure.")
+        sections.append(sec)
+    return sections
+
+
+def caveats(results: list[CellResult]) -> list[str]:
+    """Per task: the thresholds, seeds and widths used beside the paper's; the DSA settings."""
+    from degeneracy.analysis.report import DSA_NOTE
+    from degeneracy.tasks import TASKS
+
+    by: dict[str, list[dict]] = {}
+    for res in results:
+        by.setdefault(res.cell.task, []).append(res.settings)
+    out = []
+    for task, settings in by.items():
+        thr = sorted({s["threshold"] for s in settings})
+        seeds = sorted({s["seeds"] for s in settings})
+        widths = sorted({h for s in settings for h in s["hidden"]})
+        out.append(
+            f"{task}: MSE threshold {', '.join(f'{t:g}' for t in thr)} (the paper's: "
+            f"{TASKS[task].paper_threshold:g}); {', '.join(map(str, seeds))} seeds per "
+            f"condition (the paper: 50); hidden {', '.join(map(str, widths))} (the paper: 128 "
+            "outside its width sweep)."
+        )
+    out += [
+        DSA_NOTE,
+        "Every other departure from the paper (inputs, learning rates, budgets, regularizer "
+        "strengths) is listed with its reason in docs/FIDELITY.md.",
+    ]
+    return out
+
+
+def write_report(out: Path, results: list[CellResult], header: list[str]) -> Path:
+    from degeneracy.analysis.report import render_html
+
+    sections = report_sections(results)
+    table = [v for res in results for v in res.verdicts]
+    page = render_html(
+        "Reproduction of the paper's table", header, sections, table, caveats(results)
+    )
+    path = out / "report.html"
+    path.write_text(page)
+    for sec in sections:
+        for stem, chart in sec.charts:
+            chart.save(str(out / f"{stem}.png"), scale_factor=1.5)
+    return path

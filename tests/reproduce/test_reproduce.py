@@ -1,0 +1,165 @@
+"""`reproduce`: the preset cells at every scale, and the tiny scale end to end."""
+
+import csv
+import json
+
+import pytest
+
+from degeneracy.analysis.grouping import column_sql, setting_value
+from degeneracy.registry.errors import RegistryError
+from degeneracy.reproduce.cells import CELLS, SCALES, load, select
+from degeneracy.reproduce.run import make_plan
+from tests.cli.helpers import assert_user_error, run_cli
+
+#: what a scale may change: seeds, widths, thresholds and budgets
+SCALE_KNOBS = {"threshold", "max_epochs", "steps_per_epoch"}
+
+
+def _cell_shape(scale: str, cell) -> set[str]:
+    """A cell's conditions with the scale knobs removed (width too), as canonical JSON."""
+    _, _, jobs = load(scale, cell)
+    out = set()
+    for job in jobs:
+        cond = job.experiment.condition().to_dict()
+        cond.pop("hidden_size")
+        train = cond["factors"]["train"]
+        for k in SCALE_KNOBS:
+            train.pop(k)
+        out.add(json.dumps(cond, sort_keys=True, default=str))
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(CELLS))
+def test_scales_differ_only_in_seeds_widths_thresholds_and_budgets(name):
+    cell = CELLS[name]
+    shapes = {scale: _cell_shape(scale, cell) for scale in SCALES}
+    assert shapes["small"] == shapes["tiny"] == shapes["paper"]
+    _, _, tiny = load("tiny", cell)
+    _, _, small = load("small", cell)
+    _, _, paper = load("paper", cell)
+    assert len(tiny) == len(small) >= 2 or name == "flipflop_width"
+    assert len(small[0].seeds) >= 16 and len(paper[0].seeds) == 50
+    if name == "flipflop_width":  # at least 4 widths, 32 to 256
+        widths = sorted(j.experiment.hidden for j in small)
+        assert len(widths) >= 4 and widths[0] == 32 and widths[-1] == 256
+        assert len({j.experiment.hidden for j in paper}) >= 4
+
+
+def test_the_cells_cover_the_papers_table():
+    factors = {(c.task, c.factor) for c in CELLS.values()}
+    for task in ("flipflop", "delayed_discrimination", "sine", "path_integration"):
+        assert (task, "complexity") in factors
+    for f in ("task_params.delay_max", "task_params.aux_output", "gamma", "l1", "nuclear"):
+        assert ("delayed_discrimination", f) in factors
+    assert ("flipflop", "gamma") in factors and ("flipflop", "hidden_size") in factors
+    _, _, gamma = load("small", CELLS["flipflop_gamma"])
+    assert len({j.experiment.gamma for j in gamma}) >= 4
+    assert {j.experiment.regime for j in gamma} == {"mup"}
+    for reg in ("l1", "nuclear"):
+        _, _, jobs = load("small", CELLS[f"delayed_discrimination_{reg}"])
+        values = sorted(getattr(j.experiment, reg) for j in jobs)
+        assert values[0] == 0 and len(values) >= 4
+
+
+def test_shared_conditions_are_planned_once():
+    plan = make_plan(None, "tiny")
+    per_cell = sum(len(j.seeds) for pc in plan.cells for j in pc.jobs)
+    # delayed discrimination at 1 channel, delay 20, no aux, no penalty sits in five cells
+    conds = [json.dumps(j.experiment.condition().to_dict(), default=str) for j, _ in plan.work]
+    assert len(conds) == len(set(conds))
+    assert plan.networks == per_cell - 4 * 3 - 3  # + flip-flop 3 channels at width 16
+    assert select(["flipflop"]) == [c for n, c in CELLS.items() if n.startswith("flipflop")]
+    with pytest.raises(RegistryError, match="no cell"):
+        select(["nonsense"])
+
+
+def test_group_keys_may_name_factors_paths():
+    assert column_sql("hidden_size") == "hidden_size"
+    assert column_sql("task_params.delay_max") == (
+        "factors->'task_params'->>'delay_max' AS \"task_params.delay_max\""
+    )
+    for bad in ("x; DROP TABLE networks", "a..b", "1a.b", "a.b'"):
+        with pytest.raises(RegistryError):
+            column_sql(bad)
+    assert setting_value("40") == 40 and setting_value("true") is True
+    assert setting_value("polar") == "polar" and setting_value(None) is None
+
+
+def _read(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_tiny_scale_end_to_end_and_resumable(tmp_path):
+    reg = tmp_path / "reg"
+    out = tmp_path / "out"
+    res = run_cli(
+        "reproduce",
+        "--scale",
+        "tiny",
+        "--no-grid",
+        "--threads",
+        "1",
+        "-o",
+        out,
+        registry=reg,
+        timeout=900,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    levels = _read(out / "levels.csv")
+    verdicts = _read(out / "verdicts.csv")
+    for name in CELLS:
+        _, _, jobs = load("tiny", CELLS[name])
+        mine = [r for r in levels if r["cell"] == name]
+        assert len(mine) == len(jobs), name  # one row per level
+        for r in mine:  # tiny's threshold is met by every network: all levels measured
+            assert int(r["trained"]) == int(r["converged"]) == int(r["n"]) == 3, r
+            for col in (
+                "dynamics",
+                "dynamics_se",
+                "dynamics_floor",
+                "weights",
+                "weights_se",
+                "weights_chance",
+                "behavior",
+                "weight_change",
+            ):
+                assert r[col] != "", (name, col)
+        levels_seen = {r["level"] for r in verdicts if r["cell"] == name}
+        assert levels_seen == {"behavior", "dynamics", "weights"}, name
+    assert {r["verdict"] for r in verdicts} <= {"agrees", "disagrees", "not resolved"}
+    delay = sorted(int(r["level"]) for r in levels if r["cell"] == "delayed_discrimination_delay")
+    assert delay == [10, 20, 40]
+    assert (out / "report.html").stat().st_size > 10_000
+    assert "## Verdicts" in (out / "summary.md").read_text()
+
+    count = run_cli("query", "SELECT count(*) AS n FROM networks", "--format", "csv", registry=reg)
+    again = run_cli(
+        "reproduce",
+        "--scale",
+        "tiny",
+        "--only",
+        "flipflop_complexity",
+        "--threads",
+        "1",
+        "-o",
+        out,
+        registry=reg,
+        timeout=900,
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "0 to train" in again.stdout
+    after = run_cli("query", "SELECT count(*) AS n FROM networks", "--format", "csv", registry=reg)
+    assert count.stdout == after.stdout
+    grid = _read(out / "grid.csv")  # this run checked dynamics across the grid
+    assert {(g["n_delays"], g["rank"]) for g in grid} == {
+        (d, r) for d in ("5", "10", "20") for r in ("5", "10", "20")
+    }
+
+
+def test_bad_reproduce_input_is_one_line(tmp_path):
+    assert_user_error(run_cli("reproduce", "--scale", "huge", registry=tmp_path / "r"), "--scale")
+    assert_user_error(
+        run_cli("reproduce", "--only", "nonsense", "--dry-run", registry=tmp_path / "r"),
+        "no cell",
+    )
