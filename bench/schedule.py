@@ -70,6 +70,8 @@ def cell(schedule: str, channels: int, args) -> dict:
         done = [s for s in stops if s is not None]
         out[f"converged@{thr:g}"] = len(done)
         out[f"median_steps@{thr:g}"] = float(np.median(done)) if done else None
+        for mark in args.marks:  # what a shorter budget would have converged
+            out[f"converged@{thr:g}_by_{mark}"] = sum(1 for s in done if s <= mark)
     out["n"] = len(records)
     out["median_final_train_loss"] = float(np.median([r.curve["loss"][-1] for r in records]))
     out["final_lr_min"] = float(min(r.curve["lr"][-1] for r in records))
@@ -89,6 +91,9 @@ def main() -> None:
     ap.add_argument("--loose", type=float, default=1e-2, help="the CPU preset's threshold")
     ap.add_argument("--schedules", nargs="+", default=list(SCHEDULES), choices=list(SCHEDULES))
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument(
+        "--marks", type=int, nargs="*", default=[], help="also count convergence by these steps"
+    )
     ap.add_argument("--out", default="docs/results/schedule.csv")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -101,6 +106,7 @@ def main() -> None:
             key = (
                 f"{args.task}/{schedule}/{channels}/{args.seeds}/{args.hidden}/{args.lr:g}/{args.budget}/"
                 f"{args.strict:g}/{args.loose:g}"
+                + "".join(f"/{m}" for m in args.marks)
             )
             if key not in state:
                 state[key] = cell(schedule, channels, args)

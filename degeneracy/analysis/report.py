@@ -421,13 +421,22 @@ def render_html(
     )
 
 
-#: the DSA settings every dynamics value of the report is computed at (metrics' defaults)
-DSA_NOTE = (
-    "Dynamics: DSA with the reference (dsa-metric) operator fit, 10 delays, rank 10, angular "
-    "score in radians. The paper writes the Frobenius score; both are stored per pair "
-    "(score = 'euclidean' in SQL). Directions are also checked over 5/10/20 delays x rank "
-    "5/10/20."
-)
+def _dsa_note() -> str:
+    from degeneracy.analysis.metrics import DSA_TASK_DEFAULTS
+
+    per_task = "; ".join(
+        f"{t}: {d['n_delays']} delays, rank {d['rank']}" for t, d in DSA_TASK_DEFAULTS.items()
+    )
+    return (
+        "Dynamics: DSA with the reference (dsa-metric) operator fit at each task's default "
+        f"({per_task}), angular score in radians. The paper writes the Frobenius score; both "
+        "are stored per pair (score = 'euclidean' in SQL). Directions are also checked over "
+        "5/10/20 delays x rank 5/10/20."
+    )
+
+
+#: the DSA settings every dynamics value of a report is computed at (metrics' defaults)
+DSA_NOTE = _dsa_note()
 
 
 def caveats(registry, base: str) -> list[str]:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from degeneracy.analysis.grid import COLUMNS as GRID_COLUMNS
+from degeneracy.analysis.report import DSA_NOTE
 from degeneracy.registry.ids import network_id
 from degeneracy.reproduce.cells import Cell, load, select
 from degeneracy.training.sweep import Job, missing_seeds, sweep_id
@@ -135,10 +136,10 @@ def make_plan(registry, scale: str, only: list[str] | None = None) -> Plan:
         for job in pc.jobs:
             key = json.dumps(job.experiment.condition().to_dict(), sort_keys=True, default=str)
             if key in seen:
-                have = plan.work[seen[key]][0]
+                have, first = plan.work[seen[key]]
                 extra = [s for s in job.seeds if s not in have.seeds]
                 if extra:
-                    plan.work[seen[key]] = (Job(have.experiment, have.seeds + extra), pc.sweep)
+                    plan.work[seen[key]] = (Job(have.experiment, have.seeds + extra), first)
                 continue
             seen[key] = len(plan.work)
             plan.work.append((job, pc.sweep))
@@ -359,8 +360,8 @@ def write_outputs(
         "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in info.items()),
         "",
-        "Dynamics: mean pairwise DSA distance (reference fit, 10 delays, rank 10, angular score, "
-        "rad) beside its noise floor (each network against itself on an independent probe set). "
+        f"Dynamics: mean pairwise DSA distance beside its noise floor (each network against "
+        f"itself on an independent probe set). {DSA_NOTE} "
         "Weights: mean pairwise PIF distance (‖ΔW‖_F / n²) beside its chance level (the same "
         "networks at initialization). Behavior: std of OOD loss. ± = bootstrap standard error "
         "over networks; n = converged networks used. A direction is resolved only when the "
@@ -456,7 +457,6 @@ def report_sections(results: list[CellResult]) -> list:
 
 def caveats(results: list[CellResult]) -> list[str]:
     """Per task: the thresholds, seeds and widths used beside the paper's; the DSA settings."""
-    from degeneracy.analysis.report import DSA_NOTE
     from degeneracy.tasks import TASKS
 
     by: dict[str, list[dict]] = {}

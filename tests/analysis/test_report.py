@@ -164,3 +164,45 @@ def test_a_dynamics_direction_must_hold_across_the_dsa_grid():
 
     assert verdict("↑ at all 9 grid points") == "disagrees"  # the paper: ↓
     assert verdict("not resolved across the grid (3 ↑, 1 ↓, 5 unresolved of 9)") == ("not resolved")
+
+
+def test_too_few_networks_is_never_a_direction_and_the_caption_says_so():
+    from degeneracy.analysis.report import MIN_N, caption
+
+    def rows(n_low):
+        return [
+            {
+                "complexity": 1,
+                "n": n_low,
+                "dsa": 0.5,
+                "dsa_se": 0.001,
+                "dsa_floor": 0.01,
+                "pif": 0.1,
+                "pif_se": 0.001,
+                "behavior": 0.1,
+                "behavior_se": 0.001,
+            },
+            {
+                "complexity": 3,
+                "n": 8,
+                "dsa": 0.2,
+                "dsa_se": 0.001,
+                "dsa_floor": 0.01,
+                "pif": 0.3,
+                "pif_se": 0.001,
+                "behavior": 0.1,
+                "behavior_se": 0.001,
+            },
+        ]
+
+    assert direction(rows(MIN_N), "complexity", "dsa")[:2] == ("↓", "resolved")
+    # the same numbers resting on 2 networks at one end: no direction
+    assert direction(rows(MIN_N - 1), "complexity", "dsa")[:2] == ("↓", "not resolved")
+    table = contravariance_rows({("flipflop", "complexity"): (rows(2), [])})
+    assert {r["verdict"] for r in table} == {"not resolved"}
+    assert {r["n"] for r in table} == {"2 → 8"}
+    text = caption(rows(MIN_N), "complexity")
+    assert "1: 3, 3: 8" in text
+    assert "Dynamics falls by 0.3 " in text and "Weights rises by 0.2 " in text
+    assert "floor 0.01): resolved" in text
+    assert "not resolved" in caption(rows(2), "complexity")
