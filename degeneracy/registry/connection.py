@@ -56,6 +56,37 @@ def check_read_query(con: duckdb.DuckDBPyConnection, sql: str) -> None:
     if statements[0].type not in _READ_TYPES:
         kind = statements[0].type.name
         raise RegistryError(f"only read queries are allowed here, got a {kind} statement")
+    if statements[0].type == duckdb.StatementType.EXPLAIN:
+        # EXPLAIN ANALYZE runs the statement it explains: that one must be a read too
+        # (EXPLAIN ANALYZE COPY ... TO writes files and counts as an EXPLAIN)
+        inner = _explained(sql)
+        if inner is None:
+            raise RegistryError("EXPLAIN must be followed by a query")
+        check_read_query(con, inner)
+
+
+def _explained(sql: str) -> str | None:
+    """The statement an EXPLAIN [ANALYZE] [(options)] explains, as text."""
+    tokens = [(pos, kind) for pos, kind in duckdb.tokenize(sql) if kind.name != "comment"]
+    i = 1  # tokens[0] is EXPLAIN
+    paren = None
+    while i < len(tokens):
+        word = sql[tokens[i][0] :].split(None, 1)[0].upper() if sql[tokens[i][0] :] else ""
+        if word.startswith(("ANALYZE", "ANALYSE")):
+            i += 1
+        elif sql[tokens[i][0]] == "(":  # an options list: skip to its closing parenthesis
+            paren = tokens[i][0] if paren is None else paren
+            depth = 0
+            while i < len(tokens):
+                ch = sql[tokens[i][0]]
+                depth += ch == "("
+                depth -= ch == ")"
+                i += 1
+                if depth == 0:
+                    break
+        else:
+            return sql[tokens[i][0] :]
+    return None if paren is None else sql[paren:]  # "EXPLAIN (SELECT 1)": it was the query
 
 
 def _first_line(exc: BaseException) -> str:

@@ -175,9 +175,15 @@ def test_user_sql_is_confined_to_reads_inside_the_registry(filled, tmp_path):
         "DROP TABLE networks",
         "SELECT 1; DROP TABLE networks",
         "INSERT INTO labels VALUES ('a', 'b', 'c')",
+        # EXPLAIN ANALYZE runs what it explains: a COPY inside writes (and doubled the views)
+        f"EXPLAIN ANALYZE COPY (SELECT * FROM weights) TO '{target.parent / 'extra.parquet'}'",
+        f"EXPLAIN (ANALYZE) COPY (SELECT 1) TO '{target}'",
+        f"/* x */ EXPLAIN ANALYZE /* y */ COPY (SELECT 1) TO '{target}'",
     ):
         with pytest.raises(RegistryError):
             filled.sql(bad)
+    assert not (target.parent / "extra.parquet").exists()
+    assert filled.sql("EXPLAIN ANALYZE SELECT count(*) FROM networks").height >= 1
     with pytest.raises(RegistryError, match="Permission|disabled"):
         filled.sql("SELECT * FROM read_csv('/etc/passwd')")
     with pytest.raises(RegistryError):
