@@ -34,6 +34,11 @@ class Task:
     cpu_threshold: ClassVar[float]
     #: training settings this task needs to train at all (override TrainConfig's defaults)
     train_defaults: ClassVar[dict[str, Any]] = {}
+    #: knobs added after networks of this task were first stored, each with the value it was
+    #: introduced with. At that value a knob is left out of `params()` (and so of network ids,
+    #: ensemble ids and probe seeds), so adding a knob never changes stored identities.
+    #: Every new knob must be listed here (tests/registry/test_ids.py checks).
+    later_knobs: ClassVar[dict[str, Any]] = {}
 
     @property
     def complexity(self) -> int:
@@ -52,7 +57,12 @@ class Task:
         raise NotImplementedError
 
     def params(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The knobs that identify this task setting (less later knobs at their first value)."""
+        out = dataclasses.asdict(self)
+        for name, first in self.later_knobs.items():
+            if name in out and out[name] == first:
+                del out[name]
+        return out
 
     def probe(
         self, n_trials: int, probe_seed: int = 0, ood: bool = False, replica: int = 0

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -70,6 +68,8 @@ class PathIntegration(Task):
     name = "path_integration"
     paper_threshold = 5e-2
     cpu_threshold = 0.2
+    # a cartesian task keeps the probe set and identity it had before these knobs existed
+    later_knobs = {"inputs": "cartesian", "angle_code": "raw"}
 
     dims: int = 2
     steps: int = 100
@@ -105,16 +105,6 @@ class PathIntegration(Task):
     @property
     def n_outputs(self) -> int:
         return self.dims
-
-    def params(self) -> dict[str, Any]:
-        """The knobs, less `inputs` and `angle_code` while at their defaults: a cartesian task
-        keeps the probe set and condition identity it had before these knobs existed."""
-        out = super().params()
-        defaults = {f.name: f.default for f in dataclasses.fields(self)}
-        for name in ("inputs", "angle_code"):
-            if out[name] == defaults[name]:
-                del out[name]
-        return out
 
     def headings(self, rng: np.random.Generator, batch: int, t: int) -> np.ndarray:
         if self.dims == 2:

@@ -55,6 +55,21 @@ class TrainConfig:
     def max_steps(self) -> int:
         return self.steps_per_epoch * self.max_epochs
 
+    def identity(self) -> dict[str, Any]:
+        """The settings as recorded in `factors` (and hashed into ids): settings added later
+        than the first stored networks are left out while at the value they came with."""
+        out = dataclasses.asdict(self)
+        for name, first in LATER_TRAIN_SETTINGS.items():
+            if name in out and out[name] == first:
+                del out[name]
+        return out
+
+
+#: TrainConfig fields added after networks were first stored, each with the value it was
+#: introduced with; see `TrainConfig.identity`. Every new field must be listed here
+#: (tests/registry/test_ids.py checks), so adding a setting never changes stored ids.
+LATER_TRAIN_SETTINGS: dict[str, Any] = {}
+
 
 @dataclass(frozen=True)
 class Experiment:
@@ -78,7 +93,7 @@ class Experiment:
     def condition(self) -> Condition:
         factors: dict[str, Any] = {
             "task_params": self.task.params(),
-            "train": dataclasses.asdict(self.train),
+            "train": self.train.identity(),
         }
         if self.regime == "mup":
             factors["tau"] = self.tau
