@@ -176,20 +176,36 @@ def mds_chart(points: list[dict], color: str, title: str):
     )
 
 
-def curves_chart(df, title: str):
+def curves_chart(points: list[dict], thresholds: list[float], title: str):
+    """Median training loss per condition (`label`) and epoch, the stop thresholds dashed."""
     import altair as alt
+    import polars as pl
 
-    return _font(
-        alt.Chart(df)
-        .mark_line(opacity=0.85)
+    lines = (
+        alt.Chart(pl.DataFrame(points))
+        .mark_line(opacity=0.9)
         .encode(
             x=alt.X("step:Q", title="training step"),
-            y=alt.Y("loss:Q", title="training MSE (log scale)", scale=alt.Scale(type="log")),
-            color=alt.Color("seed:N", title="seed", scale=alt.Scale(range=OKABE_ITO)),
-            tooltip=["seed:N", "step:Q", alt.Tooltip("loss:Q", format=".3g")],
+            y=alt.Y(
+                "loss:Q",
+                title="median training MSE over the networks still training (log)",
+                scale=alt.Scale(type="log"),
+            ),
+            color=alt.Color("condition:N", title="condition", scale=alt.Scale(range=OKABE_ITO)),
+            tooltip=[
+                "condition:N",
+                "step:Q",
+                alt.Tooltip("loss:Q", format=".3g"),
+                alt.Tooltip("networks:Q", title="networks still training"),
+            ],
         )
-        .properties(title=title, width=480, height=240)
     )
+    rules = (
+        alt.Chart(pl.DataFrame({"threshold": thresholds}))
+        .mark_rule(color="#555555", strokeDash=[5, 4])
+        .encode(y="threshold:Q", tooltip=[alt.Tooltip("threshold:Q", title="stop threshold")])
+    )
+    return _font(alt.layer(lines, rules).properties(title=title, width=520, height=260))
 
 
 #: a level's value -> the per-group value its differences must also exceed (noise floor)
@@ -466,6 +482,27 @@ def caveats(registry, base: str) -> list[str]:
     return [*out, DSA_NOTE, "Degeneracy is computed over converged networks only."]
 
 
+def write_page(
+    out: Path,
+    title: str,
+    header: list[str],
+    sections: list[Section],
+    table: list[dict],
+    caveats: list[str] | None = None,
+) -> Path:
+    """report.html and a PNG per chart under `out`, with no limit on the rows a chart holds
+    (Altair refuses more than 5,000 by default: a 16-seed sweep's curves passed that)."""
+    import altair as alt
+
+    with alt.data_transformers.disable_max_rows():
+        page = render_html(title, header, sections, table, caveats)
+        (out / "report.html").write_text(page)
+        for sec in sections:
+            for stem, chart in sec.charts:
+                chart.save(str(out / f"{stem}.png"), scale_factor=1.5)
+    return out / "report.html"
+
+
 def build_report(
     registry, out_dir: str | Path, where: str | None = None, progress=None, grid: bool = True
 ) -> Path:
@@ -475,7 +512,7 @@ def build_report(
     from degeneracy.analysis.analyze import analyze
     from degeneracy.analysis.grid import COLUMNS as GRID_COLUMNS
     from degeneracy.analysis.grid import dsa_grid, grid_verdict
-    from degeneracy.analysis.grouping import split_settings
+    from degeneracy.analysis.grouping import column_sql, split_settings
     from degeneracy.analysis.pairwise_cache import PairwiseCache
     from degeneracy.analysis.summary import classical_mds
     from degeneracy.registry.errors import RegistryError
@@ -586,32 +623,52 @@ def build_report(
                     (f"{task}_mds_{metric}", mds_chart(pts, color, f"{task}: {label}"))
                 )
             sections.append(sec)
-        # training curves of the task's largest ensemble
+        # training curves: the median loss per condition and epoch, thresholds drawn
+        label_cols = [*varying, *split_settings(registry, varying, task_where, False)]
+        cols = ", ".join(column_sql(c) for c in label_cols)
         with registry.read_query(
-            f"SELECT ensemble_id, list(network_id) FROM networks_labeled WHERE {task_where} "
-            "GROUP BY ALL ORDER BY count(*) DESC, ensemble_id LIMIT 1"
+            f"SELECT {cols}, c.step, median(c.loss), count(*) FROM curves c JOIN "
+            f"(SELECT network_id, {cols} FROM networks_labeled WHERE {task_where}) n "
+            "USING (network_id) GROUP BY ALL ORDER BY ALL"
         ) as rel:
-            eid, members = rel.fetchall()[0]
-        curves = registry.load_curves(members)
-        if curves.height:
-            sections.append(
-                Section(
-                    f"{task}: training curves of ensemble {eid}",
-                    [
-                        (
-                            f"{task}_curves",
-                            curves_chart(curves, f"{task}: training loss, one line per seed"),
-                        )
-                    ],
+            found = rel.fetchall()
+        if found:
+            k = len(label_cols)
+            points = [
+                {
+                    "condition": ", ".join(f"{c}={v}" for c, v in zip(label_cols, r[:k])),
+                    "step": r[k],
+                    "loss": r[k + 1],
+                    "networks": r[k + 2],
+                }
+                for r in found
+            ]
+            sec = Section(f"{task}: training curves")
+            sec.charts.append(
+                (
+                    f"{task}_curves",
+                    curves_chart(
+                        points,
+                        [float(t) for t in thresholds if t],
+                        f"{task}: training loss per condition (dashed: stop threshold)",
+                    ),
                 )
             )
+            sec.captions[f"{task}_curves"] = (
+                "Lines: the median epoch-mean training MSE of each condition's networks still "
+                "training at that step (a network stops once its loss stayed under the dashed "
+                "threshold for 3 epochs, so late points rest on the slow ones; hover for how "
+                "many)."
+            )
+            sections.append(sec)
     cache.flush()
     table = contravariance_rows(by_factor, grids)
-    page = render_html(
-        "Solution degeneracy report", header, sections, table, caveats(registry, base)
+    write_page(
+        out,
+        "Solution degeneracy report",
+        header,
+        sections,
+        table,
+        caveats(registry, base),
     )
-    (out / "report.html").write_text(page)
-    for sec in sections:
-        for stem, chart in sec.charts:
-            chart.save(str(out / f"{stem}.png"), scale_factor=1.5)
     return out / "report.html"

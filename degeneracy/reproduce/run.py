@@ -482,16 +482,9 @@ def caveats(results: list[CellResult]) -> list[str]:
 
 
 def write_report(out: Path, results: list[CellResult], header: list[str]) -> Path:
-    from degeneracy.analysis.report import render_html
+    from degeneracy.analysis.report import write_page
 
     sections = report_sections(results)
     table = [v for res in results for v in res.verdicts]
-    page = render_html(
-        "Reproduction of the paper's table", header, sections, table, caveats(results)
-    )
-    path = out / "report.html"
-    path.write_text(page)
-    for sec in sections:
-        for stem, chart in sec.charts:
-            chart.save(str(out / f"{stem}.png"), scale_factor=1.5)
-    return path
+    title = "Reproduction of the paper's table"
+    return write_page(out, title, header, sections, table, caveats(results))

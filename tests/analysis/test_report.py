@@ -206,3 +206,17 @@ def test_too_few_networks_is_never_a_direction_and_the_caption_says_so():
     assert "Dynamics falls by 0.3 " in text and "Weights rises by 0.2 " in text
     assert "floor 0.01): resolved" in text
     assert "not resolved" in caption(rows(2), "complexity")
+
+
+def test_a_chart_over_5000_rows_is_written(tmp_path):
+    """Altair refuses charts over 5,000 rows by default; a 16-seed sweep's curves passed that
+    and the report died with MaxRowsError."""
+    import altair as alt
+    import polars as pl
+
+    from degeneracy.analysis.report import Section, write_page
+
+    df = pl.DataFrame({"step": list(range(6000)), "loss": [1.0 / (1 + i) for i in range(6000)]})
+    chart = alt.Chart(df).mark_line().encode(x="step:Q", y="loss:Q")
+    path = write_page(tmp_path, "t", [], [Section("s", [("big", chart)])], [])
+    assert path.exists() and (tmp_path / "big.png").stat().st_size > 1000
