@@ -22,11 +22,18 @@ def open_catalog(path: Path, read_only: bool, timeout: float = LOCK_TIMEOUT_S):
     while True:
         try:
             return duckdb.connect(str(path), read_only=read_only)
-        except duckdb.IOException as exc:
+        except duckdb.Error as exc:  # locked, damaged, not a DuckDB file, ...
             msg = str(exc)
-            if "lock" not in msg.lower() or waited >= timeout:
+            locked = isinstance(exc, duckdb.IOException) and "lock" in msg.lower()
+            if not locked or waited >= timeout:
                 first = msg.strip().splitlines()[0] if msg.strip() else type(exc).__name__
-                raise RegistryError(f"cannot open catalog {path}: {first}") from exc
+                hint = (
+                    " (another process holds it: a running write, or an open connection "
+                    "such as a notebook's)"
+                    if locked
+                    else " (damaged? `degeneracy check` says what is wrong)"
+                )
+                raise RegistryError(f"cannot open catalog {path}: {first}{hint}") from exc
             time.sleep(delay)
             waited += delay
             delay = min(delay * 2, 1.0)

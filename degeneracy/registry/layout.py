@@ -41,6 +41,19 @@ class Layout:
     def ensemble_file(self, kind: str, task: str, ensemble_id: str) -> Path:
         return self.kind_dir(kind) / f"task={task}" / f"{ensemble_id}.parquet"
 
+    @property
+    def pending(self) -> Path:
+        """Journal of ensembles written to data/ but not yet registered in the catalog."""
+        return self.root / "pending"
+
+    def pending_entry(self, ensemble_id: str) -> Path:
+        self.pending.mkdir(exist_ok=True)
+        return self.pending / f"{ensemble_id}.json"
+
+    def pending_rows(self, ensemble_id: str) -> Path:
+        self.pending.mkdir(exist_ok=True)
+        return self.pending / f"{ensemble_id}.networks.parquet"
+
     def relative(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()
 
@@ -48,4 +61,7 @@ class Layout:
         return self.root / relative
 
     def data_files(self) -> dict[str, list[Path]]:
-        return {k: sorted(self.kind_dir(k).glob("**/*.parquet")) for k in ARRAY_KINDS}
+        return {
+            k: sorted(p for p in self.kind_dir(k).glob("**/*.parquet") if p.name != PLACEHOLDER)
+            for k in ARRAY_KINDS
+        }

@@ -24,6 +24,15 @@ if TYPE_CHECKING:
 _LABEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+def damage_message(exc: BaseException, what: str = "registry damaged") -> str:
+    """One line for a DuckDB error; a missing or unreadable data file points to `check`."""
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    if any(s in first for s in ("No files found", "Cannot open file", "No such file")):
+        return f"{what}: a registered data file is missing ({first}); run `degeneracy check`"
+    return f"{what}: {first}"
+
+
 class Registry:
     """A registry folder: `catalog.duckdb` plus `data/<kind>/task=<task>/<ensemble>.parquet`.
 
@@ -101,6 +110,7 @@ class Registry:
             try:
                 version = ddl.stored_version(con)
                 row = con.execute("SELECT value FROM meta WHERE key = 'root'").fetchone()
+                views = con.execute("SELECT value FROM meta WHERE key = 'views'").fetchone()
             except duckdb.Error as exc:
                 raise RegistryError(f"{self.layout.catalog} is not a degeneracy catalog") from exc
         finally:
@@ -111,7 +121,8 @@ class Registry:
                 f"degeneracy {__version__} understands ({ddl.SCHEMA_VERSION}); upgrade degeneracy"
             )
         moved = row is None or row[0] != str(self.root)
-        if version == ddl.SCHEMA_VERSION and not moved:
+        stale = views is None or views[0] != ddl.VIEWS_VERSION  # views of an older release
+        if version == ddl.SCHEMA_VERSION and not moved and not stale:
             return
         try:
             con = open_catalog(self.layout.catalog, read_only=False)
@@ -123,7 +134,7 @@ class Registry:
         try:
             if version < ddl.SCHEMA_VERSION:
                 ddl.migrate(con, str(self.layout.data))
-            if moved:
+            if moved or stale:
                 con.execute("BEGIN TRANSACTION")
                 ddl.create_views(con, str(self.layout.data))
                 con.execute("INSERT OR REPLACE INTO meta VALUES ('root', ?)", [str(self.root)])
@@ -145,10 +156,13 @@ class Registry:
             return
         con = open_catalog(self.layout.catalog, read_only=read_only)
         try:
-            if self._temp_views or confined:
-                ddl.create_views(con, str(self.layout.data), temp=True)
-            if confined:
-                confine(con, self.layout.data)
+            try:
+                if self._temp_views or confined:
+                    ddl.create_views(con, str(self.layout.data), temp=True)
+                if confined:
+                    confine(con, self.layout.data)
+            except duckdb.Error as exc:
+                raise RegistryError(damage_message(exc)) from exc
             yield con
         finally:
             con.close()
@@ -170,9 +184,7 @@ class Registry:
             try:
                 yield con.sql(query, params=params)
             except duckdb.Error as exc:
-                text = str(exc).strip()
-                first = text.splitlines()[0] if text else type(exc).__name__
-                raise RegistryError(f"query failed: {first}") from exc
+                raise RegistryError(damage_message(exc, "query failed")) from exc
             finally:
                 self._shared = None
         cache.flush()  # pairs computed by the query's SQL functions, now that it is closed

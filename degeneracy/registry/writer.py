@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,14 +11,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from degeneracy import __version__
 from degeneracy.registry import ids as idlib
 from degeneracy.registry.connection import open_catalog
+from degeneracy.registry.errors import RegistryError
 from degeneracy.registry.parquet_files import build_table, write_atomic
 from degeneracy.registry.records import Condition, NetworkRecord
 from degeneracy.registry.validate import validate_records
 from degeneracy.schema.arrays import ARRAY_SCHEMAS
+from degeneracy.schema.catalog import create_views
 from degeneracy.schema.kinds import ARRAY_KINDS
 from degeneracy.schema.tables import NETWORKS
 
@@ -40,70 +45,165 @@ def write_ensemble(
     sweep_id: str | None = None,
     source: str = "trained",
 ) -> WriteSummary:
-    """See `Registry.write_ensemble`."""
+    """See `Registry.write_ensemble`.
+
+    Order: the Parquet files and a journal entry (`pending/<ensemble>.json` with the catalog
+    rows) are written first, then the catalog rows in one transaction, then the entry is
+    removed. If the catalog stays locked (a reader holds it) past the timeout, the finished
+    networks stay in `pending/` and the next write — or `degeneracy check --repair` —
+    registers them: trained work is never thrown away."""
     validate_records(condition, records, source)
     cond = condition.to_dict()
     nid = {r.seed: idlib.network_id(cond, r.seed) for r in records}
-    layout = registry.layout
-    con = open_catalog(layout.catalog, read_only=False)
-    written: list[Path] = []
+    present = _present(registry, list(nid.values()))
+    new = [r for r in records if nid[r.seed] not in present]
+    summary = WriteSummary(None, [], sorted(present))
+    if not new:
+        return summary
+    eid = idlib.ensemble_id(cond, [r.seed for r in new])
+    stage(registry, condition, new, nid, eid, sweep_id, source)
     try:
-        present = {
-            row[0]
-            for row in con.execute(
-                "SELECT network_id FROM networks WHERE network_id IN (SELECT unnest(?::VARCHAR[]))",
-                [list(nid.values())],
-            ).fetchall()
-        }
-        new = [r for r in records if nid[r.seed] not in present]
-        summary = WriteSummary(None, [], sorted(present))
-        if not new:
-            return summary
-        eid = idlib.ensemble_id(cond, [r.seed for r in new])
-        files: dict[str, str | None] = {}
+        register_pending(registry)
+    except RegistryError as exc:
+        raise RegistryError(
+            f"{exc}. The {len(new)} trained network(s) are kept in "
+            f"{registry.layout.pending_entry(eid)}; the next write registers them "
+            "(or run `degeneracy check --repair`)"
+        ) from exc
+    summary.ensemble_id = eid
+    summary.written = sorted(nid[r.seed] for r in new)
+    return summary
+
+
+def _present(registry: Registry, ids: list[str]) -> set[str]:
+    """The ids already in the catalog; none when it cannot be read now (a writer holds it):
+    registration checks again under the lock."""
+    try:
+        con = open_catalog(registry.layout.catalog, read_only=True)
+    except RegistryError:
+        return set()
+    try:
+        rows = con.execute(
+            "SELECT network_id FROM networks WHERE network_id IN (SELECT unnest(?::VARCHAR[]))",
+            [ids],
+        ).fetchall()
+    finally:
+        con.close()
+    return {r[0] for r in rows}
+
+
+def stage(
+    registry: Registry,
+    condition: Condition,
+    records: list[NetworkRecord],
+    nid: dict[int, str],
+    eid: str,
+    sweep_id: str | None,
+    source: str,
+) -> Path:
+    """Write an ensemble's Parquet files and its journal entry; returns the entry's path.
+    Nothing is visible to queries yet (views list registered files only)."""
+    layout = registry.layout
+    files: dict[str, str | None] = {}
+    created: list[Path] = []
+    rows = layout.pending_rows(eid)
+    try:
         for kind in ARRAY_KINDS:
-            tables = build_table(kind, new, nid, eid, condition.task)
+            tables = build_table(kind, records, nid, eid, condition.task)
             if not tables:
                 files[kind] = None
                 continue
             path = layout.ensemble_file(kind, condition.task, eid)
-            existed = path.exists()
+            if not path.exists():
+                created.append(path)
             write_atomic(path, ARRAY_SCHEMAS[kind], tables)
-            if not existed:
-                written.append(path)
             files[kind] = layout.relative(path)
-        con.execute("BEGIN TRANSACTION")
-        con.execute(
-            "INSERT INTO ensembles VALUES (?, ?, ?, ?, ?, ?, now()::TIMESTAMP, ?, ?, ?, ?)",
-            [
-                eid,
-                condition.task,
-                idlib.canonical_json(cond),
-                len(new),
-                sweep_id,
-                source,
-                files["weights"],
-                files["trajectories"],
-                files["outputs"],
-                files["curves"],
-            ],
-        )
-        con.register("new_networks", network_rows(condition, new, nid, eid, source))
-        con.execute("INSERT INTO networks SELECT * FROM new_networks")
-        con.unregister("new_networks")
-        con.execute("COMMIT")
-        written = []
-        summary.ensemble_id = eid
-        summary.written = sorted(nid[r.seed] for r in new)
-        return summary
-    except BaseException:
-        with suppress(Exception):
-            con.execute("ROLLBACK")
-        for path in written:  # files this call created; the catalog never saw them
+        created.append(rows)
+        write_atomic(rows, NETWORKS, [network_rows(condition, records, nid, eid, source)])
+    except BaseException:  # no journal entry yet: nothing may keep these files
+        for path in created:
             path.unlink(missing_ok=True)
         raise
+    entry = {
+        "ensemble_id": eid,
+        "task": condition.task,
+        "condition": idlib.canonical_json(condition.to_dict()),
+        "n_networks": len(records),
+        "sweep_id": sweep_id,
+        "source": source,
+        "files": files,
+        "rows": layout.relative(rows),
+    }
+    path = layout.pending_entry(eid)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(entry, sort_keys=True))
+    os.replace(tmp, path)
+    return path
+
+
+def register_pending(registry: Registry, timeout: float | None = None) -> list[str]:
+    """Register every journal entry in `pending/` (oldest first), each in one transaction with
+    the views rewritten to list the new files; returns the ensembles registered."""
+    layout = registry.layout
+    entries = sorted(layout.pending.glob("*.json"), key=lambda p: p.stat().st_mtime)
+    if not entries:
+        return []
+    kw = {} if timeout is None else {"timeout": timeout}
+    con = open_catalog(layout.catalog, read_only=False, **kw)
+    done = []
+    try:
+        for path in entries:
+            entry = json.loads(path.read_text())
+            eid = entry["ensemble_id"]
+            rows = layout.absolute(entry["rows"])
+            con.execute("BEGIN TRANSACTION")
+            try:
+                if con.execute("SELECT 1 FROM ensembles WHERE ensemble_id = ?", [eid]).fetchone():
+                    con.execute("ROLLBACK")  # registered by an earlier replay
+                else:
+                    table = pq.read_table(rows)
+                    clash = con.execute(
+                        "SELECT count(*) FROM networks WHERE network_id IN "
+                        "(SELECT unnest(?::VARCHAR[]))",
+                        [table.column("network_id").to_pylist()],
+                    ).fetchone()[0]
+                    if clash:
+                        raise RegistryError(
+                            f"{path}: {clash} of its networks were registered by another "
+                            "write meanwhile; `degeneracy check` lists it"
+                        )
+                    f = entry["files"]
+                    con.execute(
+                        "INSERT INTO ensembles VALUES "
+                        "(?, ?, ?, ?, ?, ?, now()::TIMESTAMP, ?, ?, ?, ?)",
+                        [
+                            eid,
+                            entry["task"],
+                            entry["condition"],
+                            entry["n_networks"],
+                            entry["sweep_id"],
+                            entry["source"],
+                            f.get("weights"),
+                            f.get("trajectories"),
+                            f.get("outputs"),
+                            f.get("curves"),
+                        ],
+                    )
+                    con.register("new_networks", table)
+                    con.execute("INSERT INTO networks SELECT * FROM new_networks")
+                    con.unregister("new_networks")
+                    create_views(con, str(layout.data))
+                    con.execute("COMMIT")
+                    done.append(eid)
+            except BaseException:
+                with suppress(Exception):
+                    con.execute("ROLLBACK")
+                raise
+            path.unlink(missing_ok=True)
+            rows.unlink(missing_ok=True)
     finally:
         con.close()
+    return done
 
 
 def network_rows(

@@ -1,8 +1,11 @@
 """DuckDB DDL generated from the Arrow schemas, the pure-SQL views, and schema migrations.
 
-The stored views read the registry's Parquet files by absolute path, so a plain `duckdb` client
-resolves them from any working directory; when a registry is moved, opening it read-write with
-this package rewrites them (`create_views`), and read-only connections shadow them with TEMP views.
+The stored views read the registry's *registered* Parquet files (those `ensembles` lists) by
+absolute path, so a plain `duckdb` client resolves them from any working directory, a file
+written but never registered (a crash, a pending write) is not read, and a registered file that
+went missing is an error rather than fewer rows. Every registration rewrites them in its
+transaction; when a registry is moved, opening it read-write with this package rewrites them,
+and read-only connections shadow them with TEMP views.
 """
 
 from __future__ import annotations
@@ -45,12 +48,22 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def array_view_sql(kind: str, data_dir: str, temp: bool = False) -> str:
-    """The view over every Parquet file of one array kind (`data/<kind>/**/*.parquet`)."""
-    glob = f"{data_dir.rstrip('/')}/{kind}/**/*.parquet"
+#: the view definitions' version, kept in `meta` ('views'): older stored views are rewritten
+VIEWS_VERSION = "listed-1"
+
+
+def array_view_sql(kind: str, data_dir: str, files: list[str], temp: bool = False) -> str:
+    """The view over one array kind: its empty placeholder (so the view binds with no data)
+    plus every registered file (`files`, relative to the registry root)."""
+    from degeneracy.registry.layout import PLACEHOLDER
+
+    data = data_dir.rstrip("/")
+    root = data.rsplit("/", 1)[0]
+    paths = [f"{data}/{kind}/{PLACEHOLDER}", *(f"{root}/{f}" for f in files)]
     return (
         f"CREATE OR REPLACE {'TEMP ' if temp else ''}VIEW {kind} AS "
-        f"SELECT * FROM read_parquet({_quote(glob)}, hive_partitioning = false)"
+        f"SELECT * FROM read_parquet([{', '.join(_quote(p) for p in paths)}], "
+        "hive_partitioning = false)"
     )
 
 
@@ -73,9 +86,17 @@ def labeled_view_sql(label_names: list[str], temp: bool = False) -> str:
 def create_views(con: duckdb.DuckDBPyConnection, data_dir: str, temp: bool = False) -> None:
     """(Re)create every view; TEMP views shadow stored ones on this connection only."""
     for kind in ARRAY_KINDS:
-        con.execute(array_view_sql(kind, data_dir, temp))
+        files = [
+            r[0]
+            for r in con.execute(
+                f"SELECT {kind}_file FROM ensembles WHERE {kind}_file IS NOT NULL ORDER BY 1"
+            ).fetchall()
+        ]
+        con.execute(array_view_sql(kind, data_dir, files, temp))
     names = [r[0] for r in con.execute("SELECT DISTINCT name FROM labels").fetchall()]
     con.execute(labeled_view_sql(names, temp))
+    if not temp:
+        con.execute("INSERT OR REPLACE INTO meta VALUES ('views', ?)", [VIEWS_VERSION])
 
 
 def create_catalog(con: duckdb.DuckDBPyConnection, data_dir: str) -> None:

@@ -277,3 +277,62 @@ def test_info_counts_and_sizes(filled):
         >= sum(v for k, v in info["bytes"].items()) - info["bytes"]["catalog"]
     )
     assert os.path.isabs(info["root"])
+
+
+def test_a_reader_holding_the_catalog_never_costs_finished_networks(filled, monkeypatch):
+    """A notebook's read-only connection blocks every writer; the write gives up after the
+    timeout but keeps its networks in pending/, invisible to queries, and the next write
+    registers them, once."""
+    from degeneracy.registry import connection
+
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys; c = duckdb.connect(sys.argv[1], read_only=True);"
+            " print('held', flush=True); sys.stdin.readline()",
+            str(filled.root / "catalog.duckdb"),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        monkeypatch.setattr(connection, "LOCK_TIMEOUT_S", 0.3)
+        with pytest.raises(RegistryError, match="kept in .*pending"):
+            filled.write_ensemble(condition(complexity=7), make_records([0, 1]))
+    finally:
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+        holder.wait(10)
+    pending = list((filled.root / "pending").glob("*.json"))
+    assert len(pending) == 1
+    assert filled.sql("SELECT count(*) AS n FROM networks")["n"][0] == 6
+    assert filled.sql("SELECT count(*) AS n FROM weights WHERE seed >= 0")["n"][0] == (
+        filled.sql("SELECT count(*) AS n FROM weights")["n"][0]
+    )
+    before = filled.sql("SELECT count(*) AS n FROM weights")["n"][0]
+    # the next write registers the kept ensemble first, then its own
+    filled.write_ensemble(condition(complexity=8), make_records([0]))
+    assert list((filled.root / "pending").glob("*")) == []
+    got = filled.sql("SELECT complexity, count(*) AS n FROM networks GROUP BY ALL ORDER BY 1")
+    assert dict(got.rows())[7] == 2 and dict(got.rows())[8] == 1
+    assert filled.sql("SELECT count(*) AS n FROM weights")["n"][0] > before
+    # rewriting the same networks changes nothing
+    filled.write_ensemble(condition(complexity=7), make_records([0, 1]))
+    assert filled.sql("SELECT count(*) AS n FROM networks")["n"][0] == 9
+
+
+def test_views_read_registered_files_only_and_a_missing_one_is_an_error(filled):
+    """An unregistered file (a killed write's leftover) adds no rows; a registered file that
+    went missing fails the query instead of returning fewer rows."""
+    import shutil
+
+    weights = sorted((filled.root / "data" / "weights").glob("task=*/*.parquet"))
+    n = filled.sql("SELECT count(*) AS n FROM weights")["n"][0]
+    shutil.copy(weights[0], weights[0].with_name("eorphan.parquet"))
+    assert filled.sql("SELECT count(*) AS n FROM weights")["n"][0] == n
+    weights[0].unlink()
+    with pytest.raises(RegistryError, match="missing|No files found"):
+        filled.sql("SELECT count(*) AS n FROM weights")
