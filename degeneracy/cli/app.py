@@ -255,6 +255,50 @@ def export(
     typer.echo(f"exported {ensemble_id} to {out}")
 
 
+@app.command()
+@user_errors
+def check(
+    repair: Annotated[
+        bool,
+        typer.Option(
+            "--repair",
+            help="Register pending writes, quarantine orphan files, remove temp files.",
+        ),
+    ] = False,
+    drop_missing: Annotated[
+        bool,
+        typer.Option(
+            "--drop-missing", help="With --repair: unregister ensembles whose files are gone."
+        ),
+    ] = False,
+    registry: RegistryOpt = None,
+) -> None:
+    """Check the registry: catalog against files. Exit 0 when whole, 1 when not.
+
+    Example: `degeneracy check --repair`
+    """
+    from degeneracy.registry.check import summary_rows
+    from degeneracy.registry.layout import Layout, default_path
+    from degeneracy.registry.store import Registry
+
+    root = Path(registry if registry is not None else state.registry or default_path())
+    if not Layout(root.resolve()).catalog.exists():
+        raise RegistryError(f"no registry at {root}")
+    if drop_missing and not repair:
+        raise RegistryError("--drop-missing needs --repair")
+    reg = Registry(root)  # not Registry.open: a damaged catalog is a finding, not an error
+    res = reg.check(repair=repair, drop_missing=drop_missing)
+    for line in res.repaired:
+        typer.echo(line)
+    emit(["finding", "count", "paths"], summary_rows(res), Format.table)
+    typer.echo(
+        f"{res.ensembles} ensemble(s), {res.files} registered file(s): "
+        + ("the registry is whole" if res.ok else "problems found (see above)")
+    )
+    if not res.ok:
+        raise typer.Exit(1)
+
+
 def _register_commands() -> None:
     """Commands living in other modules register themselves on `app` when imported."""
     from degeneracy.cli import analysis, demo, report, reproduce, training  # noqa: F401

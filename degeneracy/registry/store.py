@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -31,6 +32,24 @@ def damage_message(exc: BaseException, what: str = "registry damaged") -> str:
     if any(s in first for s in ("No files found", "Cannot open file", "No such file")):
         return f"{what}: a registered data file is missing ({first}); run `degeneracy check`"
     return f"{what}: {first}"
+
+
+def _creatable(root: Path) -> bool:
+    """An empty folder, or one holding only what an interrupted or concurrent `create` leaves
+    (placeholder data files, temporary catalogs): creating there resumes it."""
+    for entry in root.iterdir():
+        if entry.name == "data" and entry.is_dir():
+            leftovers = [p for p in entry.rglob("*") if p.is_file()]
+            if all(
+                p.name.endswith((".parquet", ".tmp")) and p.parent.parent == entry
+                for p in leftovers
+            ):
+                continue
+            return False
+        if entry.name.startswith(".catalog.duckdb.") and entry.name.endswith((".tmp", ".wal")):
+            continue
+        return False
+    return True
 
 
 class Registry:
@@ -67,15 +86,20 @@ class Registry:
         layout = Layout(root.resolve())
         if layout.catalog.exists():
             return cls.open(root)
-        if root.exists() and (not root.is_dir() or any(root.iterdir())):
+        if root.exists() and (not root.is_dir() or not _creatable(root)):
             raise RegistryError(f"{root} exists and is not an empty folder or a registry")
         from degeneracy.registry.parquet_files import write_placeholder
         from degeneracy.schema.arrays import ARRAY_SCHEMAS
 
+        # Safe against concurrent creators and a kill midway: every step is idempotent, the
+        # catalog is built under a per-process temporary name and linked into place only if
+        # no other process got there first (os.link never overwrites).
+        tmp = layout.root / f".{layout.catalog.name}.{os.getpid()}.tmp"
         try:
             for kind in ARRAY_KINDS:
-                write_placeholder(layout.placeholder(kind), ARRAY_SCHEMAS[kind])
-            tmp = layout.root / f".{layout.catalog.name}.tmp"
+                if not layout.placeholder(kind).exists():
+                    write_placeholder(layout.placeholder(kind), ARRAY_SCHEMAS[kind])
+            tmp.unlink(missing_ok=True)
             con = duckdb.connect(str(tmp))
             try:
                 con.execute("BEGIN TRANSACTION")
@@ -84,10 +108,16 @@ class Registry:
                 con.execute("COMMIT")
             finally:
                 con.close()
-            tmp.replace(layout.catalog)
+            try:
+                os.link(tmp, layout.catalog)
+            except FileExistsError:
+                pass  # another process created it first: use theirs
         except OSError as exc:
             raise RegistryError(f"cannot create registry at {root}: {exc.strerror or exc}") from exc
-        return cls(layout.root)
+        finally:
+            tmp.unlink(missing_ok=True)
+            Path(f"{tmp}.wal").unlink(missing_ok=True)
+        return cls.open(layout.root)
 
     @classmethod
     def open(cls, path: str | Path | None = None, create: bool = False) -> Registry:
@@ -215,6 +245,13 @@ class Registry:
         from degeneracy.registry.writer import write_ensemble
 
         return write_ensemble(self, condition, records, sweep_id, source)
+
+    def check(self, repair: bool = False, drop_missing: bool = False):
+        """Catalog against files: missing, damaged, pending, orphan and temp files
+        (`registry.check.CheckResult`); `repair` applies the safe repairs first."""
+        from degeneracy.registry import check
+
+        return check.repair(self, drop_missing) if repair else check.check(self)
 
     def add_sweep(self, sweep_id: str, name: str, spec: str) -> None:
         """Record a sweep (idempotent: the id is a hash of its spec text)."""

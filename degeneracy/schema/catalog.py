@@ -11,6 +11,7 @@ and read-only connections shadow them with TEMP views.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import duckdb
 
@@ -92,7 +93,16 @@ def create_views(con: duckdb.DuckDBPyConnection, data_dir: str, temp: bool = Fal
                 f"SELECT {kind}_file FROM ensembles WHERE {kind}_file IS NOT NULL ORDER BY 1"
             ).fetchall()
         ]
-        con.execute(array_view_sql(kind, data_dir, files, temp))
+        root = Path(data_dir).parent
+        gone = [f for f in files if not (root / f).exists()]
+        sql = array_view_sql(kind, data_dir, [] if gone else files, temp)
+        if gone:  # fail when the view is used, with a message, not when it is created
+            what = f"{gone[0]}" + (f" and {len(gone) - 1} more" if len(gone) > 1 else "")
+            sql += (
+                f" WHERE (SELECT error({_quote(f'{kind}: registered data file(s) missing: ')} || "
+                f"{_quote(what)} || '; run degeneracy check'))"
+            )
+        con.execute(sql)
     names = [r[0] for r in con.execute("SELECT DISTINCT name FROM labels").fetchall()]
     con.execute(labeled_view_sql(names, temp))
     if not temp:

@@ -1,0 +1,85 @@
+"""`check`: every kind of damage is found, the safe repairs fix what they can, and nothing
+stored is lost on the way."""
+
+import shutil
+
+import pytest
+
+from degeneracy.registry import ids
+from degeneracy.registry.errors import RegistryError
+from degeneracy.registry.writer import stage
+from tests.cli.helpers import assert_user_error, run_cli
+from tests.factories import condition, make_records
+
+
+def _count(reg, table):
+    return reg.sql(f"SELECT count(*) AS n FROM {table}")["n"][0]
+
+
+def test_a_whole_registry_checks_clean(filled):
+    res = filled.check()
+    assert res.ok and res.ensembles == 2 and res.files == 8
+
+
+def test_every_kind_of_damage_is_found_and_the_safe_repairs_lose_nothing(filled):
+    root = filled.root
+    weights_before = _count(filled, "weights")
+    # pending: a finished write whose catalog rows never went in
+    cond, recs = condition(complexity=3), make_records([0, 1])
+    nid = {r.seed: ids.network_id(cond.to_dict(), r.seed) for r in recs}
+    eid = ids.ensemble_id(cond.to_dict(), [0, 1])
+    stage(filled, cond, recs, nid, eid, None, "trained")
+    # orphan: a data file nobody registered (a crash before its journal entry)
+    first = sorted((root / "data" / "weights").glob("task=*/*.parquet"))[0]
+    shutil.copy(first, first.with_name("eorphan0000000000.parquet"))
+    # temp: an interrupted atomic write
+    (first.parent / ".x.parquet.123.tmp").write_bytes(b"partial")
+    # placeholder gone
+    (root / "data" / "outputs" / "empty.parquet").unlink()
+    res = filled.check()
+    assert not res.ok
+    f = res.findings
+    assert len(f["pending"]) == 1 and f["orphan"] == [
+        "data/weights/task=flipflop/eorphan0000000000.parquet"
+    ]
+    assert len(f["temp"]) == 1 and f["placeholder"] == ["data/outputs/empty.parquet"]
+    assert f["missing"] == [] and f["unreadable"] == []
+
+    fixed = filled.check(repair=True)
+    assert fixed.ok, fixed.findings
+    assert (root / "quarantine" / "data/weights/task=flipflop/eorphan0000000000.parquet").exists()
+    assert _count(filled, "networks") == 8  # the pending two are registered
+    assert _count(filled, "weights") > weights_before
+
+
+def test_a_missing_file_is_reported_and_dropped_only_when_asked(filled):
+    victim = sorted((filled.root / "data" / "trajectories").glob("task=*/*.parquet"))[0]
+    victim.unlink()
+    res = filled.check()
+    assert res.findings["missing"] == [victim.relative_to(filled.root).as_posix()]
+    with pytest.raises(RegistryError, match="check"):
+        filled.sql("SELECT count(*) FROM trajectories")
+    kept = filled.check(repair=True)
+    assert not kept.ok and _count(filled, "networks") == 6  # nothing dropped unasked
+    done = filled.check(repair=True, drop_missing=True)
+    assert done.ok and _count(filled, "networks") == 3
+    assert _count(filled, "trajectories") > 0  # the other ensemble reads again
+
+
+def test_check_cli_exit_codes_and_a_damaged_catalog(filled, tmp_path):
+    r = run_cli("check", registry=filled.root)
+    assert r.returncode == 0 and "whole" in r.stdout
+    sorted((filled.root / "data" / "curves").glob("task=*/*.parquet"))[0].unlink()
+    r = run_cli("check", registry=filled.root)
+    assert r.returncode == 1 and "missing" in r.stdout and "Traceback" not in r.stderr
+    # a catalog overwritten in the middle: one line everywhere, check names it
+    cat = filled.root / "catalog.duckdb"
+    data = bytearray(cat.read_bytes())
+    data[4096:8192] = b"\xff" * 4096
+    cat.write_bytes(bytes(data))
+    r = run_cli("check", registry=filled.root)
+    assert r.returncode in (0, 1) and "Traceback" not in r.stderr, r.stderr
+    for args in (("ls",), ("query", "SELECT count(*) FROM networks"), ("analyze",), ("report",)):
+        r = run_cli(*args, registry=filled.root)
+        assert r.returncode in (0, 2) and "Traceback" not in r.stderr, (args, r.stderr)
+    assert_user_error(run_cli("check", "--drop-missing", registry=filled.root), "--repair")
