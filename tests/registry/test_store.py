@@ -309,8 +309,9 @@ def test_a_reader_holding_the_catalog_never_costs_finished_networks(filled, monk
     pending = list((filled.root / "pending").glob("*.json"))
     assert len(pending) == 1
     assert filled.sql("SELECT count(*) AS n FROM networks")["n"][0] == 6
-    assert filled.sql("SELECT count(*) AS n FROM weights WHERE seed >= 0")["n"][0] == (
-        filled.sql("SELECT count(*) AS n FROM weights")["n"][0]
+    assert (
+        filled.sql("SELECT count(*) AS n FROM weights WHERE seed >= 0")["n"][0]
+        == (filled.sql("SELECT count(*) AS n FROM weights")["n"][0])
     )
     before = filled.sql("SELECT count(*) AS n FROM weights")["n"][0]
     # the next write registers the kept ensemble first, then its own
@@ -336,3 +337,37 @@ def test_views_read_registered_files_only_and_a_missing_one_is_an_error(filled):
     weights[0].unlink()
     with pytest.raises(RegistryError, match="missing|No files found"):
         filled.sql("SELECT count(*) AS n FROM weights")
+
+
+def test_concurrent_creators_all_get_one_registry(tmp_path):
+    """Four processes creating the same new registry at once: every one succeeds and they
+    share one catalog (before: 'Could not set lock on .catalog.duckdb.tmp', duplicate key)."""
+    path = tmp_path / "new"
+    code = (
+        "import sys; from degeneracy.registry.store import Registry; "
+        "r = Registry.create(sys.argv[1]); print(r.sql('SELECT count(*) AS n FROM meta')['n'][0])"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    results = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, [r[1][-500:] for r in results]
+    assert sorted(x.name for x in path.iterdir()) == ["catalog.duckdb", "data"]
+    Registry.open(path).write_ensemble(condition(), make_records([0]))
+
+
+def test_a_create_killed_midway_is_resumed(tmp_path):
+    path = tmp_path / "half"
+    Registry.create(path)
+    (path / "catalog.duckdb").unlink()  # as if killed before the catalog was linked in
+    (path / ".catalog.duckdb.4242.tmp").write_bytes(b"partial")
+    reg = Registry.create(path)
+    assert reg.sql("SELECT count(*) AS n FROM networks")["n"][0] == 0
+    assert reg.check().findings["temp"] == [".catalog.duckdb.4242.tmp"]
+    assert reg.check(repair=True).ok and not (path / ".catalog.duckdb.4242.tmp").exists()
