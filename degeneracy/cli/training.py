@@ -131,7 +131,10 @@ def train(
     ] = 0.0,
     max_epochs: Annotated[
         int | None,
-        typer.Option(help="Budget in epochs [default: 60, or 1000 with --preset paper]."),
+        typer.Option(
+            help="Budget in epochs [default: the task's cpu budget (60; 120 for delayed "
+            "discrimination), or 1000 with --preset paper]."
+        ),
     ] = None,
     steps_per_epoch: Annotated[int, typer.Option(help="Steps per epoch (the paper's 128).")] = 128,
     threshold: Annotated[

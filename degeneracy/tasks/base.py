@@ -32,6 +32,9 @@ class Task:
     #: MSE thresholds: the paper's (for long runs) and ours for a CPU budget (DESIGN.md).
     paper_threshold: ClassVar[float]
     cpu_threshold: ClassVar[float]
+    #: the cpu preset's budget in epochs of 128 steps: what this task needs for at least 90 %
+    #: of seeds to converge under `cpu_threshold` at every complexity (docs/FIDELITY.md)
+    cpu_max_epochs: ClassVar[int] = 60
     #: training settings this task needs to train at all (override TrainConfig's defaults)
     train_defaults: ClassVar[dict[str, Any]] = {}
     #: knobs added after networks of this task were first stored, each with the value it was
