@@ -138,25 +138,29 @@ def query(
     sql: Annotated[str, typer.Argument(help="One read-only SQL statement.")],
     format: FormatOpt = Format.table,
     out: OutOpt = None,
+    timeout: Annotated[
+        float | None, typer.Option(help="Stop the query after this many seconds.")
+    ] = None,
     registry: RegistryOpt = None,
 ) -> None:
-    """Run a read-only SQL query over the registry's tables and views.
+    """Run a read-only SQL query over the registry's tables and views (Ctrl-C stops it).
 
     Tables: networks, ensembles, sweeps, labels, pairwise, prepared, results. Views: weights,
     trajectories, outputs, curves (the Parquet data), networks_labeled (labels as columns).
 
     Example: `degeneracy query "SELECT task, avg(final_loss) FROM networks GROUP BY ALL" -f csv`
     """
+    if timeout is not None and not timeout > 0:
+        raise RegistryError(f"--timeout must be > 0 seconds, got {timeout}")
+    if format is Format.parquet and out is None:
+        raise RegistryError("--format parquet needs --out FILE (Parquet is binary)")
     reg = _open(registry)
-    with reg.read_query(sql) as rel:
-        if format is Format.parquet:
-            if out is None:
-                raise RegistryError("--format parquet needs --out FILE (Parquet is binary)")
-            import pyarrow.parquet as pq
+    if format is Format.parquet:
+        import pyarrow.parquet as pq
 
-            pq.write_table(rel.to_arrow_table(), out, compression="zstd")
-            return
-        columns, rows = rel.columns, rel.fetchall()
+        pq.write_table(reg.fetch(sql, timeout=timeout, arrow=True), out, compression="zstd")
+        return
+    columns, rows = reg.fetch(sql, timeout=timeout)
     emit(columns, rows, format, out)
 
 

@@ -34,6 +34,41 @@ def damage_message(exc: BaseException, what: str = "registry damaged") -> str:
     return f"{what}: {first}"
 
 
+def interruptible(con, work, timeout: float | None = None):
+    """`work()` (which runs SQL on `con`) in a worker thread; on Ctrl-C or past `timeout`
+    seconds, `con.interrupt()` stops DuckDB and the wait ends. DuckDB does not see Python's
+    SIGINT while it executes, so a query run in the main thread ran on to its end."""
+    import threading
+    import time
+
+    out: dict[str, Any] = {}
+    done = threading.Event()  # (an interrupted Thread.join may return early: wait on this)
+
+    def run() -> None:
+        try:
+            out["value"] = work()
+        except BaseException as exc:  # handed to the waiting thread
+            out["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="degeneracy-query", daemon=True).start()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    try:
+        while not done.wait(0.05):
+            if deadline is not None and time.monotonic() > deadline:
+                con.interrupt()
+                done.wait()
+                raise RegistryError(f"query stopped: it ran past its {timeout:g} s timeout")
+    except KeyboardInterrupt:
+        con.interrupt()
+        done.wait(30)
+        raise
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
+
+
 def _creatable(root: Path) -> bool:
     """An empty folder, or one holding only what an interrupted or concurrent `create` leaves
     (placeholder data files, temporary catalogs): creating there resumes it."""
@@ -218,6 +253,24 @@ class Registry:
             finally:
                 self._shared = None
         cache.flush()  # pairs computed by the query's SQL functions, now that it is closed
+
+    def fetch(
+        self,
+        query: str,
+        params: Sequence[Any] | None = None,
+        timeout: float | None = None,
+        arrow: bool = False,
+    ):
+        """Run one read-only query to completion: (column names, rows), or an Arrow table with
+        `arrow`. Ctrl-C stops it promptly (KeyboardInterrupt), and so does `timeout` seconds
+        (RegistryError): the query runs in a worker thread this one can interrupt."""
+        with self.read_query(query, params) as rel:
+            con = self._shared
+
+            def work():
+                return rel.to_arrow_table() if arrow else (rel.columns, rel.fetchall())
+
+            return interruptible(con, work, timeout)
 
     def sql(self, query: str, params: Sequence[Any] | None = None):
         """Run one read-only query (confined to the registry) and return a Polars DataFrame."""

@@ -179,3 +179,32 @@ def test_export_unknown_ensemble(filled, tmp_path):
     assert_user_error(
         run_cli("export", "e_nope", tmp_path / "x", registry=filled.root), "no ensemble"
     )
+
+
+SLOW_SQL = "SELECT sum(a.range * b.range) FROM range(400000) a, range(400000) b"
+
+
+def test_a_query_stops_at_its_timeout_and_on_ctrl_c(filled):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    t0 = time.monotonic()
+    r = run_cli("query", SLOW_SQL, "--timeout", "1", registry=filled.root)
+    assert_user_error(r, "timeout")
+    assert time.monotonic() - t0 < 60  # the full query takes minutes
+    p = subprocess.Popen(
+        [sys.executable, "-m", "degeneracy", "--registry", str(filled.root), "query", SLOW_SQL],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(3)  # well into the query
+    p.send_signal(signal.SIGINT)
+    t1 = time.monotonic()
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130 and err.strip() == "degeneracy: interrupted", err
+    assert time.monotonic() - t1 < 30
+    # the registry still answers
+    assert run_cli("query", "SELECT 1 AS x", registry=filled.root).returncode == 0
