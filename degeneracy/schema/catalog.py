@@ -50,7 +50,7 @@ def _quote(text: str) -> str:
 
 
 #: the view definitions' version, kept in `meta` ('views'): older stored views are rewritten
-VIEWS_VERSION = "listed-1"
+VIEWS_VERSION = "listed-guarded-1"
 
 
 def array_view_sql(kind: str, data_dir: str, files: list[str], temp: bool = False) -> str:
@@ -61,10 +61,29 @@ def array_view_sql(kind: str, data_dir: str, files: list[str], temp: bool = Fals
     data = data_dir.rstrip("/")
     root = data.rsplit("/", 1)[0]
     paths = [f"{data}/{kind}/{PLACEHOLDER}", *(f"{root}/{f}" for f in files)]
-    return (
+    sql = (
         f"CREATE OR REPLACE {'TEMP ' if temp else ''}VIEW {kind} AS "
         f"SELECT * FROM read_parquet([{', '.join(_quote(p) for p in paths)}], "
         "hive_partitioning = false)"
+    )
+    if not temp:
+        sql += " WHERE " + _same_place_guard(root)
+    return sql
+
+
+def _same_place_guard(root: str) -> str:
+    """A stored view names its files by absolute path; in a copy of the registry opened by a
+    plain DuckDB client those are the *original's* files. Fail loudly there instead: the view
+    reads only while a catalog at `root` is attached (DuckDB reports absolute paths)."""
+    catalog = f"{root}/catalog.duckdb"
+    message = (
+        f"this catalog's views read the files of {root}, but no catalog is open there: if the "
+        "registry was copied or moved, run any degeneracy command on it once (e.g. "
+        f"degeneracy info -r <its folder>); if you opened it through a symlink, open {catalog}"
+    )
+    return (
+        f"(SELECT CASE WHEN count(*) > 0 THEN true ELSE error({_quote(message)}) END "
+        f"FROM duckdb_databases() WHERE path = {_quote(catalog)})"
     )
 
 
@@ -98,10 +117,8 @@ def create_views(con: duckdb.DuckDBPyConnection, data_dir: str, temp: bool = Fal
         sql = array_view_sql(kind, data_dir, [] if gone else files, temp)
         if gone:  # fail when the view is used, with a message, not when it is created
             what = f"{gone[0]}" + (f" and {len(gone) - 1} more" if len(gone) > 1 else "")
-            sql += (
-                f" WHERE (SELECT error({_quote(f'{kind}: registered data file(s) missing: ')} || "
-                f"{_quote(what)} || '; run degeneracy check'))"
-            )
+            message = f"{kind}: registered data file(s) missing: {what}; run degeneracy check"
+            sql += f" {'WHERE' if temp else 'AND'} (SELECT error({_quote(message)}))"
         con.execute(sql)
     names = [r[0] for r in con.execute("SELECT DISTINCT name FROM labels").fetchall()]
     con.execute(labeled_view_sql(names, temp))

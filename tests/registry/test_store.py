@@ -371,3 +371,25 @@ def test_a_create_killed_midway_is_resumed(tmp_path):
     assert reg.sql("SELECT count(*) AS n FROM networks")["n"][0] == 0
     assert reg.check().findings["temp"] == [".catalog.duckdb.4242.tmp"]
     assert reg.check(repair=True).ok and not (path / ".catalog.duckdb.4242.tmp").exists()
+
+
+def test_a_plain_client_never_reads_the_originals_files_from_a_copy(filled, tmp_path):
+    """The stored views name files by absolute path. Opened by a plain DuckDB client, a copy's
+    views used to read the original's files silently; now they refuse until any degeneracy
+    command has opened the copy, and then read the copy's own files."""
+    dest = tmp_path / "copy"
+    shutil.copytree(filled.root, dest)
+    con = duckdb.connect(str(dest / "catalog.duckdb"), read_only=True)
+    try:
+        with pytest.raises(duckdb.Error, match="copied or moved"):
+            con.execute("SELECT count(*) FROM weights").fetchall()
+        assert con.execute("SELECT count(*) FROM networks").fetchone()[0] == 6  # tables: fine
+    finally:
+        con.close()
+    Registry.open(dest)  # any command: the views now name the copy's files
+    shutil.rmtree(filled.root)  # the original is gone; the copy must not need it
+    con = duckdb.connect(str(dest / "catalog.duckdb"), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM weights").fetchone()[0] == 60
+    finally:
+        con.close()
