@@ -455,6 +455,27 @@ def _dsa_note() -> str:
 DSA_NOTE = _dsa_note()
 
 
+def provenance_lines(registry, where: str) -> list[str]:
+    """What made the networks selected by `where`: one line per distinct software and device."""
+    with registry.read_query(
+        "SELECT provenance->>'degeneracy', provenance->>'git', provenance->>'torch', "
+        "provenance->>'duckdb', provenance->>'device', count(*) FROM networks_labeled "
+        f"WHERE {where} GROUP BY ALL ORDER BY ALL"
+    ) as rel:
+        rows = rel.fetchall()
+    out = []
+    for version, git, torch, duckdb_v, device, n in rows:
+        if version is None:
+            out.append(f"{n} network(s) stored before provenance was recorded")
+            continue
+        out.append(
+            f"{n} network(s) trained by degeneracy {version}"
+            + (f" (git {git})" if git else "")
+            + f", torch {torch}, duckdb {duckdb_v}, on {device}"
+        )
+    return out
+
+
 def caveats(registry, base: str) -> list[str]:
     """What a reader must know before comparing these numbers with the paper's: per task, the
     thresholds, seeds and widths used against the paper's, and the DSA settings."""
@@ -532,7 +553,10 @@ def build_report(
         tasks = rel.fetchall()
     if not tasks:
         raise RegistryError("no networks to report on" + (" (check --where)" if where else ""))
-    header = [f"Registry: {registry.root}"]
+    header = [
+        f"Registry: {registry.root}",
+        *("Provenance: " + x for x in provenance_lines(registry, base)),
+    ]
     sections: list[Section] = []
     by_factor: dict[tuple[str, str], tuple[list[dict], list[str]]] = {}
     grids: dict[tuple[str, str], dict[str, str]] = {}

@@ -113,3 +113,6 @@ class NetworkRecord:
     #: the epoch-mean training MSE the stop rule read last (converged = it and the
     #: `stop_epochs - 1` epochs before it were under the threshold); `final_loss` is the probe's
     train_loss: float | None = None
+    #: what trained it (device, torch version and threads), completed by the writer with the
+    #: package version, git commit and library versions; stored as `networks.provenance`
+    provenance: dict[str, Any] = field(default_factory=dict)

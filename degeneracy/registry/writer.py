@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from contextlib import suppress
@@ -190,7 +191,7 @@ def register_pending(registry: Registry, timeout: float | None = None) -> list[s
                         ],
                     )
                     con.register("new_networks", table)
-                    con.execute("INSERT INTO networks SELECT * FROM new_networks")
+                    con.execute("INSERT INTO networks BY NAME SELECT * FROM new_networks")
                     con.unregister("new_networks")
                     create_views(con, str(layout.data))
                     con.execute("COMMIT")
@@ -204,6 +205,35 @@ def register_pending(registry: Registry, timeout: float | None = None) -> list[s
     finally:
         con.close()
     return done
+
+
+@functools.cache
+def software() -> dict[str, str | None]:
+    """The package version and git commit ("+dirty" with uncommitted changes; None outside a
+    checkout), and the versions of the libraries that shape the numbers."""
+    import platform
+    import subprocess
+
+    import duckdb
+
+    here = Path(__file__).resolve().parent
+    try:
+        run = functools.partial(
+            subprocess.run, cwd=here, capture_output=True, text=True, timeout=5, check=True
+        )
+        commit = run(["git", "rev-parse", "--short=12", "HEAD"]).stdout.strip() or None
+        dirty = run(["git", "status", "--porcelain", "--untracked-files=no"]).stdout.strip()
+        if commit and dirty:
+            commit += "+dirty"
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {
+        "degeneracy": __version__,
+        "git": commit,
+        "duckdb": duckdb.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
 
 
 def network_rows(
@@ -236,6 +266,7 @@ def network_rows(
             "created_at": now,
             "code_version": __version__,
             "train_loss": opt(r.train_loss, float),
+            "provenance": idlib.canonical_json({**r.provenance, **software()}),
         }
         for r in sorted(records, key=lambda r: r.seed)
     ]

@@ -249,7 +249,10 @@ def analyze_cell(
     plain = _plain(rows, factor)
     verdicts = contravariance_rows({(cell.task, name): (plain, series)}, verdict_grid)
     exp = pc.jobs[0].experiment
+    from degeneracy.analysis.report import provenance_lines
+
     settings = {
+        "provenance": provenance_lines(registry, where),
         "seeds": len(pc.jobs[0].seeds),
         "hidden": sorted({j.experiment.hidden for j in pc.jobs}),
         "threshold": exp.train.threshold,
@@ -380,6 +383,8 @@ def write_outputs(
             f"{s['threshold']:g} | {s['budget']} | {s['lr']:g} | {s['grad_clip']:g} | "
             f"{s['regime']} |"
         )
+    lines += ["", "## Provenance of the networks", ""]
+    lines += [f"- {res.cell.name}: " + "; ".join(res.settings["provenance"]) for res in results]
     lines += [
         "",
         "## Per level",

@@ -18,7 +18,7 @@ import duckdb
 from degeneracy.schema.kinds import ARRAY_KINDS
 
 #: Bump when the catalog layout changes, and add a migration from the previous version.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _DUCK_TYPES = {
     "string": "VARCHAR",
@@ -144,10 +144,15 @@ def _add_train_loss(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("ALTER TABLE networks ADD COLUMN train_loss DOUBLE")
 
 
+def _add_provenance(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("ALTER TABLE networks ADD COLUMN provenance VARCHAR")
+
+
 #: version v -> function migrating a catalog from v to v + 1 (runs inside one transaction).
 MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {
     1: _add_prepared,  # 2: per-network fits (DSA operators) kept across processes
     2: _add_train_loss,  # 3: networks.train_loss, what the stop rule read
+    3: _add_provenance,  # 4: networks.provenance, what made each network
 }
 
 

@@ -32,6 +32,9 @@ NETWORKS = pa.schema(
         pa.field("code_version", pa.string(), nullable=False),
         # added in schema 3 (appended, as ALTER TABLE does): what the stop rule read last
         pa.field("train_loss", pa.float64()),
+        # added in schema 4: JSON of what made the network (package version and git commit,
+        # torch/duckdb/numpy/python versions, device, torch threads); NULL before
+        pa.field("provenance", pa.string()),
     ]
 )
 

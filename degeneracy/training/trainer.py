@@ -116,6 +116,13 @@ def stack_batches(batches: list[Batch], device: str) -> tuple[torch.Tensor, ...]
     )
 
 
+def device_name(device: str) -> str:
+    """ "cpu", or "cuda:0 (NVIDIA H200)": the device as a reader of the provenance needs it."""
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
+    return device
+
+
 def data_rng(seed: int) -> np.random.Generator:
     """Network `seed`'s own stream of training batches (independent of its batch-mates)."""
     return np.random.default_rng([int(seed), 0xDA7A])
@@ -218,6 +225,12 @@ def _records(exp, seeds, params, init_eff, curves, stopped_at, converged, device
         name: evaluate(exp, params, device, ood, replica)
         for name, ood, replica in (("id", False, 0), ("ood", True, 0), (REPLICA_PROBE, False, 1))
     }
+    made = {
+        "device": device_name(device),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "ensemble_size": len(seeds),
+    }
     records = []
     for i, seed in enumerate(seeds):
         curve = np.array(curves[i], dtype=np.float64).reshape(-1, 3)
@@ -238,6 +251,7 @@ def _records(exp, seeds, params, init_eff, curves, stopped_at, converged, device
                 ood_loss=float(probes["ood"][2][i]),
                 converged=converged[i],
                 train_loss=float(curve[-1, 1]) if len(curve) else None,  # what the stop read
+                provenance=dict(made),
             )
         )
     return records

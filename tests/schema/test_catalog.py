@@ -1,3 +1,5 @@
+import json
+
 import duckdb
 import pytest
 
@@ -54,16 +56,22 @@ def test_a_version_1_catalog_is_migrated_to_the_current_one_and_keeps_its_data(f
     con = duckdb.connect(str(filled.layout.catalog))
     con.execute("DROP TABLE prepared")
     con.execute("DROP VIEW networks_labeled")
+    con.execute("ALTER TABLE networks DROP COLUMN provenance")
     con.execute("ALTER TABLE networks DROP COLUMN train_loss")
     con.close()
     _set_version(filled, 1)
     before = filled.sql("SELECT network_id, final_loss FROM networks ORDER BY 1")
     reg = Registry.open(filled.root)
-    assert reg.info()["schema_version"] == 3
+    assert reg.info()["schema_version"] == 4
     assert reg.sql("SELECT count(*) AS n FROM prepared")["n"][0] == 0  # 2: prepared
     assert reg.sql("SELECT network_id, final_loss FROM networks ORDER BY 1").equals(before)
     # 3: train_loss, unknown (NULL) for networks stored before it, also in networks_labeled
     assert reg.sql("SELECT count(train_loss) AS n FROM networks_labeled")["n"][0] == 0
+    # 4: provenance, likewise unknown before it; new networks carry it
+    assert reg.sql("SELECT count(provenance) AS n FROM networks_labeled")["n"][0] == 0
+    reg.write_ensemble(condition(complexity=9), make_records([0]))
+    got = reg.sql("SELECT provenance FROM networks WHERE complexity = 9")["provenance"][0]
+    assert json.loads(got)["degeneracy"] and "duckdb" in json.loads(got)
 
 
 def test_a_failing_migration_changes_nothing(filled, monkeypatch):

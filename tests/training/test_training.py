@@ -358,3 +358,18 @@ def test_worker_processes_train_the_same_networks_as_one_process():
     finally:
         torch.set_num_threads(before)
     assert thread_budget(2, None) >= 1 and thread_budget(2, 3) == 3
+
+
+def test_every_network_records_what_trained_it(registry):
+    exp = Experiment(
+        make_task("flipflop", 1), 8, train=TrainConfig(max_epochs=1, steps_per_epoch=2)
+    )
+    recs = train_ensemble(exp, [0, 1])
+    assert recs[0].provenance["device"] == "cpu"
+    assert recs[0].provenance["torch"] == torch.__version__
+    registry.write_ensemble(exp.condition(), recs)
+    import json
+
+    got = json.loads(registry.sql("SELECT provenance FROM networks")["provenance"][0])
+    assert got["device"] == "cpu" and got["torch"] == torch.__version__
+    assert {"degeneracy", "git", "duckdb", "numpy", "python", "torch_threads"} <= set(got)
