@@ -7,7 +7,16 @@ from typing import Annotated
 
 import typer
 
-from degeneracy.cli.app import FormatOpt, RegistryOpt, _open, _say, app, state, user_errors
+from degeneracy.cli.common import (
+    FormatOpt,
+    RegistryOpt,
+    app,
+    open_registry,
+    pm,
+    say,
+    state,
+    user_errors,
+)
 from degeneracy.cli.output import Format, emit
 from degeneracy.registry.errors import RegistryError
 
@@ -67,7 +76,7 @@ def analyze(
 
     from degeneracy.analysis.analyze import analyze as run
 
-    reg = _open(registry)
+    reg = open_registry(registry)
     cols = [c.strip() for c in group_by.split(",")] if group_by else None
     if dsa_grid is not None:
         _grid(reg, dsa_grid, cols, where, _params(params or []), not all_networks, format, out)
@@ -90,14 +99,13 @@ def analyze(
             reg, names, cols, where, _params(params or []), not all_networks, progress=progress
         )
     if not rows:
-        _say("no (converged) networks match")
+        say("no (converged) networks match")
         return
     keys = [k for k in rows[0] if k not in columns and not k.endswith("_se")]
     if format is Format.table:
         header = keys + columns
         body = [
-            tuple(r[k] for k in keys) + tuple(_pm(r[c], r[f"{c}_se"]) for c in columns)
-            for r in rows
+            tuple(r[k] for k in keys) + tuple(pm(r[c], r[f"{c}_se"]) for c in columns) for r in rows
         ]
         emit(header, body, format, out)
     else:
@@ -117,9 +125,9 @@ def _grid(reg, factor, cols, where, params, converged_only, format, out) -> None
         group_by.append(factor)
     series = [c for c in group_by if c != factor] + split_settings(reg, group_by, where)
     base = parse_params("dsa", params.get("dsa"))
-    rows = dsa_grid(reg, factor, group_by, where, base, series=series, progress=_say)
+    rows = dsa_grid(reg, factor, group_by, where, base, series=series, progress=say)
     if not rows:
-        _say("no (converged) networks match, or fewer than two levels of " + factor)
+        say("no (converged) networks match, or fewer than two levels of " + factor)
         return
     header = COLUMNS
     body = [tuple(r.get(h) for h in header) for r in rows]
@@ -129,12 +137,6 @@ def _grid(reg, factor, cols, where, params, converged_only, format, out) -> None
     if format is Format.table:
         for label, text in grid_verdict(rows).items():
             typer.echo(f"{factor} ({label}): dynamics {text}")
-
-
-def _pm(value, se) -> str:
-    if value is None:
-        return "n/a (n < 2)"
-    return f"{value:.4g}" + (f" ± {se:.2g}" if se is not None else "")
 
 
 @app.command()
@@ -163,7 +165,7 @@ def distances(
     from degeneracy.analysis.pairwise_cache import PairwiseCache
     from degeneracy.analysis.summary import classical_mds
 
-    reg = _open(registry)
+    reg = open_registry(registry)
     with reg.read_query(f"SELECT network_id FROM networks_labeled WHERE {where} ORDER BY 1") as rel:
         ids = [r[0] for r in rel.fetchall()]
     if len(ids) < 2:

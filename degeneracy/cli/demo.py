@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from degeneracy.cli.app import RegistryOpt, _open, app, user_errors
+from degeneracy.cli.common import RegistryOpt, app, open_registry, user_errors
 from degeneracy.cli.output import Format, emit
 
 #: Flip-flop complexity sweep at a CPU-scale preset under which every level converges (measured:
@@ -67,7 +67,7 @@ def demo(
     settings = QUICK if quick else FULL
     text = DEMO_SPEC.format(**settings)
     name, jobs = parse_spec(text, "demo")
-    reg = _open(registry, create=True)
+    reg = open_registry(registry, create=True)
     sid = sweep_id(text)
     reg.add_sweep(sid, name + ("-quick" if quick else ""), text)
     t0 = time.perf_counter()
@@ -81,7 +81,7 @@ def demo(
     )
     emit(columns, rows, Format.table)
     from degeneracy.analysis.analyze import analyze
-    from degeneracy.cli.analysis import _pm
+    from degeneracy.cli.common import pm
 
     _, groups = analyze(reg, ["behavior", "dsa", "pif"], ["complexity"], IN_SWEEP.format(sid=sid))
     typer.echo(
@@ -94,13 +94,13 @@ def demo(
     shown = ["behavior", "dsa", "dsa_floor", "pif", "pif_chance"]
     emit(
         ["complexity", "n", *shown],
-        [(g["complexity"], g["n"], *(_pm(g[m], g[f"{m}_se"]) for m in shown)) for g in groups],
+        [(g["complexity"], g["n"], *(pm(g[m], g[f"{m}_se"]) for m in shown)) for g in groups],
         Format.table,
     )
     from degeneracy.analysis.report import build_report
-    from degeneracy.cli.app import _say
+    from degeneracy.cli.common import say
 
-    path = build_report(reg, reg.root / "report", IN_SWEEP.format(sid=sid), _say)
+    path = build_report(reg, reg.root / "report", IN_SWEEP.format(sid=sid), say)
     typer.echo(f"report: {path} (open it in a browser; PNGs beside it)")
     typer.echo(f"registry: {reg.root}  ({time.perf_counter() - t0:.0f} s)")
     typer.echo(f"next: degeneracy --registry {reg.root} ls")

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from degeneracy.cli.app import RegistryOpt, _open, _say, app, user_errors
+from degeneracy.cli.common import RegistryOpt, app, open_registry, say, user_errors
 
 
 @app.command()
@@ -26,6 +26,6 @@ def report(
     """
     from degeneracy.analysis.report import build_report
 
-    reg = _open(registry)
-    path = build_report(reg, out if out is not None else reg.root / "report", where, _say)
+    reg = open_registry(registry)
+    path = build_report(reg, out if out is not None else reg.root / "report", where, say)
     typer.echo(f"report: {path}")

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from degeneracy.cli.app import RegistryOpt, _open, _say, app, user_errors
+from degeneracy.cli.common import RegistryOpt, app, open_registry, say, user_errors
 from degeneracy.cli.output import Format, emit
 
 
@@ -83,10 +83,10 @@ def reproduce(
         raise RegistryError(f"--workers must be >= 1, got {workers}")
     per_worker = thread_budget(workers, threads)
     dev = pick_device(device)
-    reg = _open(registry, create=True)
+    reg = open_registry(registry, create=True)
     plan = make_plan(reg, scale, only)
     torch.set_num_threads(per_worker)  # time steps as a worker will run them
-    measure_step_seconds(plan, dev, _say)
+    measure_step_seconds(plan, dev, say)
     torch.set_num_threads(threads or os.cpu_count() or 1)
     rows = []
     for pc in plan.cells:
@@ -112,7 +112,7 @@ def reproduce(
         )
     results = []
     for pc in plan.cells:
-        results.append(analyze_cell(reg, pc, grid=grid, say=_say))
+        results.append(analyze_cell(reg, pc, grid=grid, say=say))
     folder = out if out is not None else reg.root / f"reproduce-{scale}"
     command = "degeneracy " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     info = versions(dev)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from degeneracy.cli.app import RegistryOpt, _open, _say, app, state, user_errors
+from degeneracy.cli.common import RegistryOpt, app, open_registry, say, state, user_errors
 from degeneracy.registry.errors import RegistryError
 
 
@@ -181,7 +181,7 @@ def train(
         trainer,
     )
     dev = pick_device(device)
-    reg = _open(registry, create=True)
+    reg = open_registry(registry, create=True)
     t0 = time.perf_counter()
     summaries = run_jobs(reg, [Job(exp, list(range(seed_start, seed_start + seeds)))], dev)
     if not summaries:
@@ -250,7 +250,7 @@ def sweep(
     if workers < 1 or (threads is not None and threads < 1):
         raise RegistryError("--workers and --threads must be >= 1")
     dev = pick_device(device)
-    reg = _open(registry, create=True)
+    reg = open_registry(registry, create=True)
     sid = sweep_id(text)
     reg.add_sweep(sid, name, text)
     t0 = time.perf_counter()
@@ -260,5 +260,5 @@ def sweep(
         torch.set_num_threads(threads)
     summaries = [s for s in run_jobs(reg, jobs, dev, sid, workers, threads) if s is not None]
     trained = sum(len(s.written) for s in summaries)
-    _say(f"sweep {name}: trained {trained} network(s) in {time.perf_counter() - t0:.0f} s")
+    say(f"sweep {name}: trained {trained} network(s) in {time.perf_counter() - t0:.0f} s")
     typer.echo(f"sweep {name} ({sid}): {len(jobs)} condition(s), {trained} network(s) trained now")

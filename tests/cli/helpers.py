@@ -3,8 +3,10 @@ import subprocess
 import sys
 
 
-def run_cli(*args, registry=None, cwd=None, env=None, timeout=120):
-    """Run the real console entry point in a subprocess (as a user would)."""
+def run_cli(*args, registry=None, cwd=None, env=None, timeout=600):
+    """Run the real console entry point in a subprocess (as a user would).
+
+    The timeout is generous: on 2 cores next to another job a CLI test took over 120 s."""
     full_env = {**os.environ, **(env or {})}
     full_env.pop("DEGENERACY_REGISTRY", None) if env is None else None
     cmd = [sys.executable, "-m", "degeneracy"]

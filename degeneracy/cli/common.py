@@ -1,0 +1,101 @@
+"""What every command module shares: the typer app, global options, error handling, helpers.
+
+Command modules import only this (never each other's privates); `cli/app.py` imports them all,
+so `from degeneracy.cli.app import app` is the whole CLI."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from degeneracy.cli.output import Format
+from degeneracy.registry.errors import RegistryError
+
+app = typer.Typer(
+    name="degeneracy",
+    help="Train RNN ensembles, store everything in a DuckDB/Parquet registry, and measure "
+    "solution degeneracy with SQL.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
+)
+
+
+class State:
+    registry: Path | None = None
+    quiet: bool = False
+
+
+state = State()
+
+
+def user_errors(fn):
+    """Turn a RegistryError into one line on stderr and exit code 2 (never a traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except RegistryError as exc:
+            typer.echo(f"degeneracy: error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            typer.echo("degeneracy: interrupted", err=True)
+            raise typer.Exit(130) from None
+        except Exception as exc:
+            # Ctrl-C while DuckDB is executing surfaces as its InterruptException
+            if type(exc).__name__ == "InterruptException":
+                typer.echo("degeneracy: interrupted", err=True)
+                raise typer.Exit(130) from None
+            raise
+
+    return wrapper
+
+
+def open_registry(registry: Path | None = None, create: bool = False):
+    """The registry named on the command, else the global --registry / $DEGENERACY_REGISTRY."""
+    from degeneracy.registry.store import Registry
+
+    return Registry.open(registry if registry is not None else state.registry, create=create)
+
+
+def say(text: str) -> None:
+    """A note on stderr, unless --quiet."""
+    if not state.quiet:
+        typer.echo(text, err=True)
+
+
+RegistryOpt = Annotated[
+    Path | None,
+    typer.Option("--registry", "-r", help="Registry folder (may also come before the command)."),
+]
+FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="table, csv, json or parquet.")]
+OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="Write to FILE, not stdout.")]
+
+
+@app.callback()
+def main_options(
+    registry: Annotated[
+        Path | None,
+        typer.Option(
+            "--registry",
+            "-r",
+            envvar="DEGENERACY_REGISTRY",
+            help="Registry folder [default: ./degeneracy-registry].",
+        ),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or notes.")] = False,
+) -> None:
+    state.registry = registry
+    state.quiet = quiet
+
+
+def pm(value, se) -> str:
+    """value ± SE for tables ("n/a (n < 2)" when there is no value)."""
+    if value is None:
+        return "n/a (n < 2)"
+    return f"{value:.4g}" + (f" ± {se:.2g}" if se is not None else "")
