@@ -1,11 +1,28 @@
 """degeneracy: measure how different the solutions of task-trained RNN ensembles are.
 
-`Registry` (imported lazily, so the CLI starts fast) is the entry point of the Python API.
+The Python API (`degeneracy.api`, also reachable as `degeneracy.<name>`): `open`, `ingest`,
+`train`, `sweep`, `conditions`, `query`, `label`, `export`, `analyze`, `distances`, `report`,
+`check`, plus `Registry`. Imported lazily, so the CLI starts fast.
 """
 
 __version__ = "0.1.0"
 
-__all__ = ["Registry", "Condition", "NetworkRecord", "__version__"]
+API = (
+    "open",
+    "ingest",
+    "train",
+    "train_jobs",
+    "sweep",
+    "conditions",
+    "query",
+    "label",
+    "export",
+    "analyze",
+    "distances",
+    "report",
+    "check",
+)
+__all__ = ["Registry", "Condition", "NetworkRecord", "__version__", *API]
 
 
 def __getattr__(name: str):
@@ -17,4 +34,8 @@ def __getattr__(name: str):
         from degeneracy.registry import records
 
         return getattr(records, name)
+    if name in API:
+        from degeneracy import api
+
+        return getattr(api, name)
     raise AttributeError(name)

@@ -162,18 +162,9 @@ def distances(
     import numpy as np
     import pyarrow as pa
 
-    from degeneracy.analysis.pairwise_cache import PairwiseCache
-    from degeneracy.analysis.summary import classical_mds
+    from degeneracy.api import distances as run
 
-    reg = open_registry(registry)
-    with reg.read_query(f"SELECT network_id FROM networks_labeled WHERE {where} ORDER BY 1") as rel:
-        ids = [r[0] for r in rel.fetchall()]
-    if len(ids) < 2:
-        raise RegistryError(f"need at least 2 networks, the filter selects {len(ids)}")
-    cache = PairwiseCache(reg)
-    d = cache.matrix(metric, ids, params)  # parsed and checked by metrics.resolve
-    cache.flush()
-    coords = classical_mds(d, 2)
+    ids, d, coords = run(open_registry(registry), metric, where, params)
     iu = np.triu_indices(len(ids), 1)
     pairs = pa.table(
         {"a": [ids[i] for i in iu[0]], "b": [ids[j] for j in iu[1]], "distance": d[iu]}

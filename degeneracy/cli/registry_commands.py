@@ -58,7 +58,7 @@ def ingest(
     written = sum(len(s.written) for s in summaries)
     skipped = sum(len(s.skipped) for s in summaries)
     typer.echo(
-        f"ingested {written} network(s) in {len(batches)} batch(es); {skipped} already present"
+        f"ingested {written} network(s) in {len(summaries)} batch(es); {skipped} already present"
     )
 
 
@@ -94,18 +94,6 @@ def query(
     emit(columns, rows, format, out)
 
 
-LS_SQL = """
-SELECT task, complexity, hidden_size, regime, gamma, l1, nuclear{settings},
-       count(*) AS networks,
-       count(DISTINCT ensemble_id) AS ensembles,
-       round(avg(CASE WHEN converged THEN 1.0 ELSE 0.0 END), 3) AS converged_frac,
-       median(final_loss) AS median_final_loss,
-       median(ood_loss) AS median_ood_loss
-FROM networks_labeled {where}
-GROUP BY ALL ORDER BY ALL
-"""
-
-
 @app.command("ls")
 @user_errors
 def ls_(
@@ -120,13 +108,10 @@ def ls_(
 
     Example: `degeneracy ls --where "task = 'flipflop' AND hidden_size >= 64"`
     """
-    from degeneracy.analysis.grouping import DEFAULT_GROUP_BY, setting_sql, split_settings
+    from degeneracy.api import conditions_sql
 
     reg = open_registry(registry)
-    split = split_settings(reg, DEFAULT_GROUP_BY, where, converged_only=False)
-    settings = "".join(f", {setting_sql(k)}" for k in split)
-    sql = LS_SQL.format(where=f"WHERE {where}" if where else "", settings=settings)
-    with reg.read_query(sql) as rel:
+    with reg.read_query(conditions_sql(reg, where)) as rel:
         columns, rows = rel.columns, rel.fetchall()
     if not rows and format is Format.table:
         say(f"no networks in {reg.root}" + (" matching the filter" if where else ""))

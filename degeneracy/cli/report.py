@@ -24,8 +24,7 @@ def report(
 
     Example: `degeneracy report --where "task = 'flipflop'" --out flipflop_report/`
     """
-    from degeneracy.analysis.report import build_report
+    from degeneracy.api import report as run
 
-    reg = open_registry(registry)
-    path = build_report(reg, out if out is not None else reg.root / "report", where, say)
+    path = run(open_registry(registry), out, where, progress=say)
     typer.echo(f"report: {path}")

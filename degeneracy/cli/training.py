@@ -13,15 +13,9 @@ from degeneracy.registry.errors import RegistryError
 
 
 def pick_device(device: str) -> str:
-    import torch
+    from degeneracy.api import pick_device as pick
 
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RegistryError(f"--device {device}: CUDA is not available on this machine")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise RegistryError(f"--device must be auto, cpu or cuda[:N], got {device!r}")
-    return device
+    return pick(device)
 
 
 def parse_params(items: list[str]) -> dict[str, str]:
@@ -42,11 +36,7 @@ def run_jobs(
     workers: int = 1,
     threads: int | None = None,
 ) -> list:
-    """Train every job's missing seeds with a progress bar; return the write summaries.
-
-    `sweep`: the sweep id the networks are registered under, or one per job. `workers` > 1
-    trains that many ensembles at once in worker processes of `threads` torch threads each
-    (default: the cores shared evenly); this process registers each as it finishes."""
+    """`api.train_jobs` with a progress bar: one line for the run, one per ensemble."""
     from rich.progress import (
         BarColumn,
         Progress,
@@ -55,9 +45,9 @@ def run_jobs(
         TimeRemainingColumn,
     )
 
-    from degeneracy.training.sweep import describe, missing_seeds, run_job
+    from degeneracy.api import train_jobs
+    from degeneracy.training.sweep import describe
 
-    summaries = []
     columns = [
         TextColumn("{task.description}"),
         BarColumn(),
@@ -65,48 +55,32 @@ def run_jobs(
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     ]
-    sids = sweep if isinstance(sweep, list) else [sweep] * len(jobs)
     with Progress(*columns, disable=state.quiet, transient=False) as bar:
         total = bar.add_task("sweep", total=len(jobs), status="")
-        if workers > 1:
-            from degeneracy.training.executor import thread_budget, train_many
+        rows: dict[int, int] = {}
 
-            todo = [
-                (n, missing_seeds(reg, job.experiment, job.seeds)) for n, job in enumerate(jobs)
-            ]
-            stored = sum(1 for _, t in todo if not t)
-            bar.update(total, advance=stored, status=f"{stored} already stored")
-            todo = [(n, t) for n, t in todo if t]
-            per = thread_budget(workers, threads)
-            bar.update(total, status=f"{workers} workers x {per} thread(s)")
-            work = [(jobs[n].experiment, t) for n, t in todo]
-            for k, records in train_many(work, workers, per, device):
-                n = todo[k][0]
-                exp = jobs[n].experiment
-                summaries.append(reg.write_ensemble(exp.condition(), records, sweep_id=sids[n]))
-                bar.update(total, advance=1, status=f"done: {describe(exp)}")
-            return summaries
-        for n, job in enumerate(jobs, 1):
+        def progress(event, job, **info):
             label = describe(job.experiment)
-            todo = missing_seeds(reg, job.experiment, job.seeds)
-            if not todo:
-                bar.update(total, advance=1, status=f"{label}: already stored")
-                continue
-            steps = job.experiment.train.max_steps
-            t_id = bar.add_task(f"  {label}", total=steps, status=f"{len(todo)} seeds")
-
-            k = len(todo)
-
-            def progress(step, active, loss, t_id=t_id, k=k):
-                bar.update(
-                    t_id, completed=step, status=f"loss {loss:.2e}, {k - active}/{k} stopped"
+            if event == "start":
+                rows[id(job)] = bar.add_task(
+                    f"  {label}",
+                    total=job.experiment.train.max_steps,
+                    status=f"{len(info['seeds'])} seeds",
                 )
+            elif event == "step":
+                bar.update(
+                    rows[id(job)],
+                    completed=info["step"],
+                    status=f"loss {info['loss']:.2e}, "
+                    f"{info['seeds'] - info['active']}/{info['seeds']} stopped",
+                )
+            elif event == "done":
+                if id(job) in rows:
+                    bar.update(rows[id(job)], completed=job.experiment.train.max_steps)
+                status = f"{label}: already stored" if info.get("stored") else f"done: {label}"
+                bar.update(total, advance=1, status=status)
 
-            summary = run_job(reg, job, device, sids[n - 1], progress, todo)
-            bar.update(t_id, completed=steps)
-            bar.update(total, advance=1, status=f"{n}/{len(jobs)}")
-            summaries.append(summary)
-    return summaries
+        return train_jobs(reg, jobs, device, sweep, workers, threads, progress)
 
 
 @app.command()
@@ -254,10 +228,6 @@ def sweep(
     sid = sweep_id(text)
     reg.add_sweep(sid, name, text)
     t0 = time.perf_counter()
-    if workers == 1 and threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)
     summaries = [s for s in run_jobs(reg, jobs, dev, sid, workers, threads) if s is not None]
     trained = sum(len(s.written) for s in summaries)
     say(f"sweep {name}: trained {trained} network(s) in {time.perf_counter() - t0:.0f} s")

@@ -126,9 +126,10 @@ def test_ls_and_analyze_split_a_condition_trained_at_two_thresholds(registry):
     assert [(x["train.threshold"], x["networks"]) for x in rows] == [("0.01", 3), ("0.02", 3)]
     r = run_cli("analyze", "--metrics", "behavior", "--all", "-f", "json", registry=registry.root)
     assert r.returncode == 0, r.stderr
+    # settings read back as their JSON values (numbers here), so they sort and plot as such
     assert [(x["train.threshold"], x["n"]) for x in json.loads(r.stdout)] == [
-        ("0.01", 3),
-        ("0.02", 3),
+        (0.01, 3),
+        (0.02, 3),
     ]
 
 

@@ -1,0 +1,289 @@
+"""The Python API: every CLI command as one call (the CLI only parses, shows progress, prints).
+
+    import degeneracy as dg
+
+    reg = dg.open("runs", create=True)
+    dg.sweep(reg, "examples/flipflop_complexity.toml")      # resumable
+    dg.conditions(reg)                                        # what `ls` shows
+    cols, rows = dg.analyze(reg, ["behavior", "dsa", "pif"], ["task", "complexity"])
+    ids, d, xy = dg.distances(reg, "dsa", "task = 'flipflop'")
+    dg.report(reg)
+
+Progress: `progress(event, **info)` callbacks where work is long (events "start", "step",
+"done" for training ensembles; analysis passes descriptions); the CLI turns them into bars.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from degeneracy.registry.errors import RegistryError
+from degeneracy.registry.store import Registry
+
+Progress = Callable[..., None]
+
+
+def open(path: str | Path | None = None, create: bool = False) -> Registry:  # noqa: A001
+    """The registry at `path` (default $DEGENERACY_REGISTRY or ./degeneracy-registry)."""
+    return Registry.open(path, create=create)
+
+
+def pick_device(device: str = "auto") -> str:
+    """ "auto" -> "cuda" when available, else "cpu"; anything else is checked."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RegistryError(f"device {device}: CUDA is not available on this machine")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise RegistryError(f"device must be auto, cpu or cuda[:N], got {device!r}")
+    return device
+
+
+# ------------------------------------------------------------------ making networks
+def ingest(registry: Registry, paths: Sequence[str | Path]) -> list:
+    """Register exchange folders and state_dict files; everything is validated first."""
+    from degeneracy.registry.ingest import ingest as run
+
+    return run(registry, [Path(p) for p in paths])
+
+
+def train_jobs(
+    registry: Registry,
+    jobs: list,
+    device: str = "auto",
+    sweep: str | list[str | None] | None = None,
+    workers: int = 1,
+    threads: int | None = None,
+    progress: Progress | None = None,
+) -> list:
+    """Train every job's seeds not yet stored (resume), one stacked ensemble per job, and
+    register each as it finishes; returns the write summaries of what was trained.
+
+    `sweep`: the sweep id to register under, or one per job. `workers` > 1 trains that many
+    ensembles at once in worker processes of `threads` torch threads each (default: the cores
+    shared evenly). `progress("start"|"step"|"done", job=..., ...)` reports."""
+    from degeneracy.training.sweep import missing_seeds, run_job
+
+    if workers < 1 or (threads is not None and threads < 1):
+        raise RegistryError("workers and threads must be >= 1")
+    device = pick_device(device)
+    sids = sweep if isinstance(sweep, list) else [sweep] * len(jobs)
+    say = progress or (lambda *a, **k: None)
+    todo = [(n, missing_seeds(registry, job.experiment, job.seeds)) for n, job in enumerate(jobs)]
+    summaries = []
+    for n, t in todo:
+        if not t:
+            say("done", job=jobs[n], stored=True)
+    todo = [(n, t) for n, t in todo if t]
+    if workers > 1:
+        from degeneracy.training.executor import thread_budget, train_many
+
+        per = thread_budget(workers, threads)
+        for n, t in todo:
+            say("start", job=jobs[n], seeds=t, workers=workers, threads=per)
+        work = [(jobs[n].experiment, t) for n, t in todo]
+        for k, records in train_many(work, workers, per, device):
+            n = todo[k][0]
+            exp = jobs[n].experiment
+            summary = registry.write_ensemble(exp.condition(), records, sweep_id=sids[n])
+            summaries.append(summary)
+            say("done", job=jobs[n], summary=summary)
+        return summaries
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    for n, t in todo:
+        job, k = jobs[n], len(t)
+        say("start", job=job, seeds=t)
+
+        def step(s, active, loss, job=job, k=k):
+            say("step", job=job, step=s, active=active, loss=loss, seeds=k)
+
+        summary = run_job(registry, job, device, sids[n], step, t)
+        summaries.append(summary)
+        say("done", job=job, summary=summary)
+    return summaries
+
+
+def train(
+    registry: Registry,
+    task: str,
+    complexity: int | None = None,
+    hidden: int = 64,
+    seeds: int | Sequence[int] = 8,
+    regime: str = "standard",
+    gamma: float = 1.0,
+    l1: float = 0.0,
+    nuclear: float = 0.0,
+    preset: str = "cpu",
+    task_params: dict[str, Any] | None = None,
+    device: str = "auto",
+    progress: Progress | None = None,
+    **train_settings: Any,
+):
+    """Train one ensemble (the seeds of one condition, as one stacked model) and register it.
+
+    `seeds`: a count (0..K-1) or a list; `train_settings`: TrainConfig fields (max_epochs,
+    threshold, lr, ...). Stored seeds are skipped; returns the write summary, or None when
+    every seed was already stored."""
+    from degeneracy.training.sweep import Job, build_experiment
+
+    exp = build_experiment(
+        task,
+        complexity,
+        hidden,
+        regime,
+        gamma,
+        0.1,
+        l1,
+        nuclear,
+        preset,
+        task_params,
+        train_settings,
+    )
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
+    done = train_jobs(registry, [Job(exp, seed_list)], device, progress=progress)
+    return done[0] if done else None
+
+
+@dataclass
+class SweepResult:
+    name: str
+    sweep_id: str
+    jobs: list
+    summaries: list = field(default_factory=list)
+
+    @property
+    def trained(self) -> int:
+        return sum(len(s.written) for s in self.summaries if s is not None)
+
+
+def read_spec(spec: str | Path) -> tuple[str, str]:
+    """(text, source) of a sweep spec given as a path or as TOML text."""
+    if isinstance(spec, Path) or (isinstance(spec, str) and "\n" not in spec and "=" not in spec):
+        path = Path(spec)
+        try:
+            return path.read_text(), str(path)
+        except OSError as exc:
+            raise RegistryError(f"{path}: {exc.strerror}") from exc
+    return str(spec), "spec"
+
+
+def sweep(
+    registry: Registry,
+    spec: str | Path,
+    device: str = "auto",
+    workers: int = 1,
+    threads: int | None = None,
+    progress: Progress | None = None,
+) -> SweepResult:
+    """Train every condition of a TOML grid (a path or the text); resumable: rerunning trains
+    only the seeds not yet stored."""
+    from degeneracy.training.sweep import parse_spec, sweep_id
+
+    text, source = read_spec(spec)
+    name, jobs = parse_spec(text, source)
+    sid = sweep_id(text)
+    registry.add_sweep(sid, name, text)
+    summaries = train_jobs(registry, jobs, device, sid, workers, threads, progress)
+    return SweepResult(name, sid, jobs, summaries)
+
+
+# ------------------------------------------------------------------ reading
+LS_SQL = """
+SELECT task, complexity, hidden_size, regime, gamma, l1, nuclear{settings},
+       count(*) AS networks,
+       count(DISTINCT ensemble_id) AS ensembles,
+       round(avg(CASE WHEN converged THEN 1.0 ELSE 0.0 END), 3) AS converged_frac,
+       median(final_loss) AS median_final_loss,
+       median(ood_loss) AS median_ood_loss
+FROM networks_labeled {where}
+GROUP BY ALL ORDER BY ALL
+"""
+
+
+def conditions_sql(registry: Registry, where: str | None = None) -> str:
+    from degeneracy.analysis.grouping import DEFAULT_GROUP_BY, setting_sql, split_settings
+
+    split = split_settings(registry, DEFAULT_GROUP_BY, where, converged_only=False)
+    settings = "".join(f", {setting_sql(k)}" for k in split)
+    return LS_SQL.format(where=f"WHERE {where}" if where else "", settings=settings)
+
+
+def conditions(registry: Registry, where: str | None = None):
+    """Networks grouped by condition (what `ls` shows) as a Polars DataFrame: counts, the
+    converged fraction, median losses; a column for each differing setting in `factors`."""
+    return registry.sql(conditions_sql(registry, where))
+
+
+def query(registry: Registry, sql: str, timeout: float | None = None):
+    """One read-only SQL statement as a Polars DataFrame; Ctrl-C or `timeout` stops it."""
+    import polars as pl
+
+    return pl.from_arrow(registry.fetch(sql, timeout=timeout, arrow=True))
+
+
+def label(registry: Registry, name: str, value: str | None, where: str) -> int:
+    """Attach `name = value` to the networks matching `where`; returns how many."""
+    return registry.add_label(name, value, where)
+
+
+def export(registry: Registry, ensemble_id: str, folder: str | Path) -> Path:
+    """One ensemble as an exchange folder (what `ingest` reads)."""
+    return registry.export_ensemble(ensemble_id, folder)
+
+
+def check(registry: Registry, repair: bool = False, drop_missing: bool = False):
+    """Catalog against files (see `registry.check`)."""
+    return registry.check(repair, drop_missing)
+
+
+# ------------------------------------------------------------------ measuring
+def analyze(registry: Registry, metrics: Sequence[str], group_by=None, where=None, **kw):
+    """Degeneracy of every group at each level (see `analysis.analyze.analyze`)."""
+    from degeneracy.analysis.analyze import analyze as run
+
+    return run(registry, list(metrics), group_by, where, **kw)
+
+
+def distances(
+    registry: Registry,
+    metric: str,
+    where: str = "converged",
+    params: str | dict | None = None,
+):
+    """(network ids, square distance matrix, 2-D classical MDS coordinates) of the networks
+    matching `where`; pairs come from, and go to, the pairwise cache."""
+    from degeneracy.analysis.pairwise_cache import PairwiseCache
+    from degeneracy.analysis.summary import classical_mds
+
+    with registry.read_query(
+        f"SELECT network_id FROM networks_labeled WHERE {where} ORDER BY 1"
+    ) as rel:
+        ids = [r[0] for r in rel.fetchall()]
+    if len(ids) < 2:
+        raise RegistryError(f"need at least 2 networks, the filter selects {len(ids)}")
+    cache = PairwiseCache(registry)
+    d = cache.matrix(metric, ids, params)
+    cache.flush()
+    return ids, d, classical_mds(d, 2)
+
+
+def report(
+    registry: Registry,
+    out: str | Path | None = None,
+    where: str | None = None,
+    grid: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> Path:
+    """report.html and a PNG per chart (default folder: <registry>/report)."""
+    from degeneracy.analysis.report import build_report
+
+    folder = Path(out) if out is not None else registry.root / "report"
+    return build_report(registry, folder, where, progress, grid)
