@@ -224,14 +224,7 @@ def analyze(
 def _store_results(registry, results: list[tuple]) -> None:
     if not results:
         return
-    from degeneracy.registry.connection import open_catalog
-
-    con = open_catalog(registry.layout.catalog, read_only=False)
-    try:
-        con.execute("BEGIN TRANSACTION")
+    with registry.transaction() as con:
         con.executemany(
             "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP)", results
         )
-        con.execute("COMMIT")
-    finally:
-        con.close()

@@ -19,6 +19,7 @@ import numpy as np
 from degeneracy.analysis import dsa, pif, representation
 from degeneracy.registry.errors import RegistryError
 from degeneracy.registry.ids import params_hash
+from degeneracy.tasks import TASKS
 
 
 @dataclass(frozen=True)
@@ -143,11 +144,9 @@ METRICS: dict[str, Metric] = {
 #: every network of one call (a group for `mean_pairwise`, the two for `dsa_distance`) has that
 #: task and the caller did not set the parameter; calls over mixed tasks use DSAParams' own, so
 #: pass explicit parameters to compare across tasks.
+#: per task, DSA's default delays and rank (each task class states its own `dsa_defaults`)
 DSA_TASK_DEFAULTS: dict[str, dict[str, Any]] = {
-    "flipflop": {"n_delays": 10, "rank": 10},
-    "delayed_discrimination": {"n_delays": 10, "rank": 10},
-    "path_integration": {"n_delays": 10, "rank": 5},
-    "sine": {"n_delays": 10, "rank": 5},
+    name: dict(cls.dsa_defaults) for name, cls in TASKS.items()
 }
 
 

@@ -178,16 +178,12 @@ class PairwiseCache:
         how many pairs."""
         if not self.pending and not self.pending_prepared:
             return 0
-        from degeneracy.registry.connection import open_catalog
-
         rows = [(m, k, a, b, *v) for (m, k, a, b), v in self.pending.items()]
         fits = [
             (kind, h, nid, *arr.shape, arr.tobytes())
             for (kind, h, nid), arr in self.pending_prepared.items()
         ]
-        con = open_catalog(self.registry.layout.catalog, read_only=False)
-        try:
-            con.execute("BEGIN TRANSACTION")
+        with self.registry.transaction() as con:
             if rows:
                 con.executemany(
                     "INSERT OR IGNORE INTO pairwise "
@@ -199,9 +195,6 @@ class PairwiseCache:
                     "INSERT OR IGNORE INTO prepared VALUES (?, ?, ?, ?, ?, ?, now()::TIMESTAMP)",
                     fits,
                 )
-            con.execute("COMMIT")
-        finally:
-            con.close()
         n = len(rows)
         self.pending.clear()
         self.pending_prepared.clear()

@@ -2,6 +2,7 @@
 
     dsa_distance(a, b [, params_json])        pif_distance(a, b [, params_json])
     cka_distance(a, b [, params_json])        procrustes_distance(a, b [, params_json])
+    dsa_wasserstein_distance(a, b [, params_json])
     mean_pairwise(metric, ids [, params_json])   -- ids = list(network_id) of a group
     dsa_floor(ids [, params_json])               -- mean per-network DSA noise floor: each
                                                     network's distance to itself on an
@@ -19,12 +20,10 @@ import math
 import duckdb
 from duckdb import sqltypes
 
-PAIR_FUNCTIONS = {
-    "dsa_distance": "dsa",
-    "pif_distance": "pif",
-    "cka_distance": "cka",
-    "procrustes_distance": "procrustes",
-}
+#: the metric table's names (`metrics.METRICS`, too heavy to import here; a test keeps the two
+#: equal): each gets the SQL function <name>_distance
+METRIC_NAMES = ("dsa", "dsa_wasserstein", "pif", "cka", "procrustes")
+PAIR_FUNCTIONS = {f"{m}_distance": m for m in METRIC_NAMES}
 
 
 def register(con: duckdb.DuckDBPyConnection, registry) -> LazyCache:

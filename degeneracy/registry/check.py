@@ -144,9 +144,7 @@ def repair(registry: Registry, drop_missing: bool = False) -> CheckResult:
             for eid, files in _registered(registry).items()
             if any(rel in bad for _, rel in files)
         )
-        con = open_catalog(layout.catalog, read_only=False)
-        try:
-            con.execute("BEGIN TRANSACTION")
+        with registry.transaction() as con:
             con.execute(
                 "DELETE FROM networks WHERE ensemble_id IN (SELECT unnest(?::VARCHAR[]))", [drop]
             )
@@ -154,23 +152,12 @@ def repair(registry: Registry, drop_missing: bool = False) -> CheckResult:
                 "DELETE FROM ensembles WHERE ensemble_id IN (SELECT unnest(?::VARCHAR[]))", [drop]
             )
             create_views(con, str(layout.data))
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        finally:
-            con.close()
         for eid in drop:
             done.append(f"unregistered ensemble {eid} (a data file was missing or damaged)")
         quarantine(check(registry).findings["orphan"])  # the dropped ensembles' other files
     if not drop_missing and not before.findings["catalog"]:  # views as the files now stand
-        con = open_catalog(layout.catalog, read_only=False)
-        try:
-            con.execute("BEGIN TRANSACTION")
+        with registry.transaction() as con:
             create_views(con, str(layout.data))
-            con.execute("COMMIT")
-        finally:
-            con.close()
     if bad and not drop_missing:
         done.append(
             f"{len(bad)} registered file(s) missing or damaged: restore them, or pass "

@@ -233,6 +233,24 @@ class Registry:
             con.close()
 
     @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """A read-write connection inside one transaction: committed when the block ends,
+        rolled back on any error (Ctrl-C included), closed either way. Keep blocks short:
+        while it is open every other process waits."""
+        con = open_catalog(self.layout.catalog, read_only=False)
+        try:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+                con.execute("COMMIT")
+            except BaseException:
+                with suppress(Exception):
+                    con.execute("ROLLBACK")
+                raise
+        finally:
+            con.close()
+
+    @contextmanager
     def read_query(self, query: str, params: Sequence[Any] | None = None) -> Iterator[Any]:
         """A DuckDB relation for one read-only query, on a confined connection with the
         metric SQL functions (`mean_pairwise`, `dsa_distance`, ...) registered.
@@ -308,14 +326,11 @@ class Registry:
 
     def add_sweep(self, sweep_id: str, name: str, spec: str) -> None:
         """Record a sweep (idempotent: the id is a hash of its spec text)."""
-        con = open_catalog(self.layout.catalog, read_only=False)
-        try:
+        with self.transaction() as con:
             con.execute(
                 "INSERT OR IGNORE INTO sweeps VALUES (?, ?, ?, now()::TIMESTAMP)",
                 [sweep_id, name, spec],
             )
-        finally:
-            con.close()
 
     def add_label(self, name: str, value: str | None, where: str) -> int:
         """Attach the post-hoc factor `name = value` to every network matching the SQL `where`.

@@ -14,13 +14,8 @@ from degeneracy.tasks.sine import Sine
 TASKS: dict[str, type[Task]] = {
     t.name: t for t in (FlipFlop, DelayedDiscrimination, Sine, PathIntegration)
 }
-#: the field of each task that the generic `complexity` knob sets
-COMPLEXITY_FIELD = {
-    "flipflop": "channels",
-    "delayed_discrimination": "channels",
-    "sine": "channels",
-    "path_integration": "dims",
-}
+#: the field of each task that the generic `complexity` knob sets (each task class says)
+COMPLEXITY_FIELD = {name: cls.complexity_field for name, cls in TASKS.items()}
 
 
 def make_task(name: str, complexity: int | None = None, **params: Any) -> Task:

@@ -35,6 +35,10 @@ class Task:
     #: the cpu preset's budget in epochs of 128 steps: what this task needs for at least 90 %
     #: of seeds to converge under `cpu_threshold` at every complexity (docs/FIDELITY.md)
     cpu_max_epochs: ClassVar[int] = 60
+    #: the field the generic `complexity` knob sets ("channels", "dims")
+    complexity_field: ClassVar[str] = "channels"
+    #: DSA's default delays and rank for this task's trajectories (docs/dsa_sensitivity.md)
+    dsa_defaults: ClassVar[dict[str, int]] = {"n_delays": 10, "rank": 10}
     #: training settings this task needs to train at all (override TrainConfig's defaults)
     train_defaults: ClassVar[dict[str, Any]] = {}
     #: knobs added after networks of this task were first stored, each with the value it was

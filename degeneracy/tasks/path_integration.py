@@ -66,6 +66,8 @@ class PathIntegration(Task):
     cos_sin 5 (2-D) or 8 (3-D)."""
 
     name = "path_integration"
+    complexity_field = "dims"
+    dsa_defaults = {"n_delays": 10, "rank": 5}
     paper_threshold = 5e-2
     # Measured (bench/schedule.py, hidden 64, 16 seeds, lr 1e-3, Cartesian inputs, the paper's
     # schedule; docs/results/schedule_path_integration.csv): under 0.2 in 60 epochs 16/16 at

@@ -18,6 +18,7 @@ class Sine(ChannelTask):
     `dt` sets how many steps a cycle takes (30 Hz at dt = 0.002 is 16.7 steps per cycle)."""
 
     name = "sine"
+    dsa_defaults = {"n_delays": 10, "rank": 5}
     paper_threshold = 5e-2
     cpu_threshold = 5e-2
     # Measured with the paper's schedule (bench/schedule.py, hidden 64, 16 seeds, gradient-norm

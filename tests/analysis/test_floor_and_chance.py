@@ -118,7 +118,7 @@ def test_groups_are_split_by_settings_that_differ(registry):
         cond, records = _networks(n=2, factors={"train": {"threshold": thr, "lr": 1e-3}})
         registry.write_ensemble(cond, records)
     _, rows = analyze(registry, ["behavior"])
-    assert sorted(r["train.threshold"] for r in rows) == ["0.01", "0.02"]
+    assert sorted(r["train.threshold"] for r in rows) == [0.01, 0.02]  # read back as JSON values
     assert [r["n"] for r in rows] == [2, 2]
     assert all("train.lr" not in r for r in rows)  # the same everywhere: not a key
 

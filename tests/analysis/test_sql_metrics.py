@@ -258,3 +258,12 @@ def test_both_dsa_scores_come_from_one_alignment(registry, counted):
     ii, jj = np.triu_indices(4, 1)
     want = np.sqrt(na[ii] ** 2 + na[jj] ** 2 - 2 * na[ii] * na[jj] * g)
     np.testing.assert_allclose(d["euclidean"], want, rtol=1e-9)
+
+
+def test_every_metric_of_the_table_has_its_sql_function():
+    """The SQL function list once lagged the metric table (dsa_wasserstein had none)."""
+    from degeneracy.analysis import udfs
+    from degeneracy.analysis.metrics import METRICS
+
+    assert set(udfs.METRIC_NAMES) == set(METRICS)
+    assert set(udfs.PAIR_FUNCTIONS.values()) == set(METRICS)
