@@ -21,6 +21,8 @@ API = (
     "distances",
     "report",
     "check",
+    "reproduce",
+    "demo",
 )
 __all__ = ["Registry", "Condition", "NetworkRecord", "__version__", *API]
 

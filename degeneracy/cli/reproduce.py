@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shlex
 import sys
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -50,6 +49,13 @@ def reproduce(
         int | None,
         typer.Option(help="Torch CPU threads per worker [default: the cores shared evenly]."),
     ] = None,
+    train: Annotated[
+        bool,
+        typer.Option(
+            "--train/--no-train",
+            help="--no-train: analyze and report what is stored, train nothing.",
+        ),
+    ] = True,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     registry: RegistryOpt = None,
 ) -> None:
@@ -60,34 +66,13 @@ def reproduce(
 
     Example: `degeneracy reproduce --scale tiny --only flipflop`
     """
-    import os
+    from degeneracy.api import pick_device
+    from degeneracy.cli.training import run_jobs
+    from degeneracy.reproduce.run import prepare, run
 
-    import torch
-
-    from degeneracy.cli.training import pick_device, run_jobs
-    from degeneracy.registry.errors import RegistryError
-    from degeneracy.reproduce.run import (
-        analyze_cell,
-        make_plan,
-        measure_step_seconds,
-        train,
-        versions,
-        write_outputs,
-        write_report,
-    )
-    from degeneracy.training.executor import thread_budget
-
-    if threads is not None and threads < 1:
-        raise RegistryError(f"--threads must be >= 1, got {threads}")
-    if workers < 1:
-        raise RegistryError(f"--workers must be >= 1, got {workers}")
-    per_worker = thread_budget(workers, threads)
     dev = pick_device(device)
     reg = open_registry(registry, create=True)
-    plan = make_plan(reg, scale, only)
-    torch.set_num_threads(per_worker)  # time steps as a worker will run them
-    measure_step_seconds(plan, dev, say)
-    torch.set_num_threads(threads or os.cpu_count() or 1)
+    plan = prepare(reg, scale, only, workers, threads, dev, say)
     rows = []
     for pc in plan.cells:
         nets = sum(len(j.seeds) for j in pc.jobs)
@@ -98,34 +83,36 @@ def reproduce(
         f"{len(plan.work)} distinct condition(s), {plan.networks} network(s); "
         f"{plan.to_train} to train, at most {_minutes(plan.estimate_seconds() / workers)} "
         f"(measured per-step cost x full budgets / workers; early stops shorten it); "
-        f"{workers} worker(s) x {per_worker} thread(s) on {dev}"
+        f"{workers} worker(s) x {plan.threads} thread(s) on {dev}"
+        + ("" if train else "; --no-train: analyzing what is stored")
     )
     if dry_run:
         return
-    t0 = time.perf_counter()
-    if plan.todo:
-        train(
-            reg,
-            plan,
-            lambda r, j, d, s: run_jobs(r, j, d, s, workers=workers, threads=per_worker),
-            dev,
-        )
-    results = []
-    for pc in plan.cells:
-        results.append(analyze_cell(reg, pc, grid=grid, say=say))
-    folder = out if out is not None else reg.root / f"reproduce-{scale}"
-    command = "degeneracy " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    info = versions(dev)
-    paths = write_outputs(folder, results, scale, command, info, time.perf_counter() - t0)
-    header = [
-        f"Registry: {reg.root}. Scale {scale}. " + ", ".join(f"{k} {v}" for k, v in info.items()),
-        "Every value is computed over the converged networks of its level (n in levels.csv); "
-        "settings per cell in summary.md.",
-    ]
-    report = write_report(folder, results, header)
+    import os
+
+    import torch
+
+    torch.set_num_threads(threads or os.cpu_count() or 1)  # analysis runs in this process
+    outcome = run(
+        reg,
+        plan,
+        out,
+        grid,
+        train,
+        lambda r, j, d, s: run_jobs(r, j, d, s, workers=workers, threads=plan.threads),
+        say,
+        "degeneracy " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+    )
     shown = ["cell", "level", "measured", "difference", "2 SE", "floor", "paper", "verdict"]
-    verdicts = [tuple(v[c] for c in shown[1:]) for res in results for v in res.verdicts]
-    names = [res.cell.name for res in results for _ in res.verdicts]
-    emit(shown, [(n, *v) for n, v in zip(names, verdicts)], Format.table)
-    typer.echo(f"numbers: {paths['levels']}, {paths['verdicts']}, {paths['summary']}")
-    typer.echo(f"report: {report}  ({_minutes(time.perf_counter() - t0)})")
+    emit(
+        shown,
+        [
+            (res.cell.name, *(v[c] for c in shown[1:]))
+            for res in outcome.results
+            for v in res.verdicts
+        ],
+        Format.table,
+    )
+    p = outcome.paths
+    typer.echo(f"numbers: {p['levels']}, {p['verdicts']}, {p['summary']}")
+    typer.echo(f"report: {outcome.report}  ({_minutes(outcome.seconds)})")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -28,15 +29,10 @@ def parse_params(items: list[str]) -> dict[str, str]:
     return out
 
 
-def run_jobs(
-    reg,
-    jobs,
-    device: str,
-    sweep: str | list[str | None] | None = None,
-    workers: int = 1,
-    threads: int | None = None,
-) -> list:
-    """`api.train_jobs` with a progress bar: one line for the run, one per ensemble."""
+@contextmanager
+def progress_bar(total: int | None = None):
+    """A rich progress display fed by the API's training events: one line for the run, one
+    per ensemble (steps, loss, how many seeds stopped). Yields the `progress` callback."""
     from rich.progress import (
         BarColumn,
         Progress,
@@ -45,7 +41,6 @@ def run_jobs(
         TimeRemainingColumn,
     )
 
-    from degeneracy.api import train_jobs
     from degeneracy.training.sweep import describe
 
     columns = [
@@ -56,7 +51,7 @@ def run_jobs(
         TimeRemainingColumn(),
     ]
     with Progress(*columns, disable=state.quiet, transient=False) as bar:
-        total = bar.add_task("sweep", total=len(jobs), status="")
+        overall = bar.add_task("ensembles", total=total, status="")
         rows: dict[int, int] = {}
 
         def progress(event, job, **info):
@@ -78,8 +73,23 @@ def run_jobs(
                 if id(job) in rows:
                     bar.update(rows[id(job)], completed=job.experiment.train.max_steps)
                 status = f"{label}: already stored" if info.get("stored") else f"done: {label}"
-                bar.update(total, advance=1, status=status)
+                bar.update(overall, advance=1, status=status)
 
+        yield progress
+
+
+def run_jobs(
+    reg,
+    jobs,
+    device: str,
+    sweep: str | list[str | None] | None = None,
+    workers: int = 1,
+    threads: int | None = None,
+) -> list:
+    """`api.train_jobs` with a progress bar."""
+    from degeneracy.api import train_jobs
+
+    with progress_bar(len(jobs)) as progress:
         return train_jobs(reg, jobs, device, sweep, workers, threads, progress)
 
 

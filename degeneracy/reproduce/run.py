@@ -108,6 +108,9 @@ class Plan:
     work: list[tuple[Job, str]] = field(default_factory=list)
     todo: dict[int, list[int]] = field(default_factory=dict)  # work index -> missing seeds
     step_seconds: dict[int, float] = field(default_factory=dict)  # work index -> s per step
+    workers: int = 1
+    threads: int = 1  # torch threads per worker
+    device: str = "cpu"
 
     @property
     def networks(self) -> int:
@@ -174,14 +177,87 @@ def measure_step_seconds(plan: Plan, device: str = "cpu", say: Say | None = None
         plan.step_seconds[i] = cache[key]
 
 
-def train(registry, plan: Plan, runner: Callable, device: str) -> None:
+def train(registry, plan: Plan, runner: Callable | None, device: str) -> None:
     """Register each cell's spec as a sweep, then train every missing network through `runner`
-    (`runner(registry, jobs, device, sweeps)`: the CLI's progress-bar loop, or any other)."""
+    (`runner(registry, jobs, device, sweeps)`: the CLI's progress-bar loop; default
+    `api.train_jobs` with the plan's workers and threads)."""
+    if runner is None:
+        from degeneracy.api import train_jobs
+
+        def runner(r, j, d, s):
+            return train_jobs(r, j, d, s, plan.workers, plan.threads)
+
     for pc in plan.cells:
         registry.add_sweep(pc.sweep, pc.name, pc.text)
     work = [(plan.work[i][0], plan.work[i][1]) for i in sorted(plan.todo)]
     jobs = [Job(j.experiment, plan.todo[i]) for i, (j, _) in zip(sorted(plan.todo), work)]
     runner(registry, jobs, device, [s for _, s in work])
+
+
+def prepare(
+    registry,
+    scale: str,
+    only: list[str] | None = None,
+    workers: int = 1,
+    threads: int | None = None,
+    device: str = "cpu",
+    say: Say | None = None,
+) -> Plan:
+    """The plan, with each condition's per-step cost measured at the threads a worker gets."""
+    import torch
+
+    from degeneracy.registry.errors import RegistryError
+    from degeneracy.training.executor import thread_budget
+
+    if workers < 1 or (threads is not None and threads < 1):
+        raise RegistryError("workers and threads must be >= 1")
+    plan = make_plan(registry, scale, only)
+    plan.workers, plan.threads, plan.device = workers, thread_budget(workers, threads), device
+    before = torch.get_num_threads()
+    torch.set_num_threads(plan.threads)
+    try:
+        measure_step_seconds(plan, device, say)
+    finally:
+        torch.set_num_threads(before)
+    return plan
+
+
+@dataclass
+class Outcome:
+    results: list[CellResult]
+    paths: dict[str, Path]
+    report: Path
+    seconds: float
+
+
+def run(
+    registry,
+    plan: Plan,
+    out: Path | None = None,
+    grid: bool = True,
+    train_missing: bool = True,
+    runner: Callable | None = None,
+    say: Say | None = None,
+    command: str | None = None,
+) -> Outcome:
+    """Train what the plan lacks (unless `train_missing` is false: then analyze what is
+    stored), analyze every cell, write the CSVs, summary.md and the report."""
+    t0 = time.perf_counter()
+    if plan.todo and train_missing:
+        train(registry, plan, runner, plan.device)
+    results = [analyze_cell(registry, pc, grid=grid, say=say) for pc in plan.cells]
+    folder = Path(out) if out is not None else registry.root / f"reproduce-{plan.scale}"
+    info = versions(plan.device)
+    command = command or f"degeneracy reproduce --scale {plan.scale}"
+    paths = write_outputs(folder, results, plan.scale, command, info, time.perf_counter() - t0)
+    header = [
+        f"Registry: {registry.root}. Scale {plan.scale}. "
+        + ", ".join(f"{k} {v}" for k, v in info.items()),
+        "Every value is computed over the converged networks of its level (n in levels.csv); "
+        "settings per cell in summary.md.",
+    ]
+    report = write_report(folder, results, header)
+    return Outcome(results, paths, report, time.perf_counter() - t0)
 
 
 def alias(factor: str) -> str:
