@@ -105,8 +105,7 @@ def main() -> None:
         for schedule in args.schedules:
             key = (
                 f"{args.task}/{schedule}/{channels}/{args.seeds}/{args.hidden}/{args.lr:g}/{args.budget}/"
-                f"{args.strict:g}/{args.loose:g}"
-                + "".join(f"/{m}" for m in args.marks)
+                f"{args.strict:g}/{args.loose:g}" + "".join(f"/{m}" for m in args.marks)
             )
             if key not in state:
                 state[key] = cell(schedule, channels, args)
