@@ -152,15 +152,26 @@ def _matching_row_groups(pf: pq.ParquetFile, where: dict[str, str]) -> list[int]
     return out
 
 
+def _damaged(path: Path, exc: BaseException):
+    from degeneracy.registry.errors import RegistryError
+
+    what = "missing" if isinstance(exc, FileNotFoundError) else "unreadable"
+    return RegistryError(f"a registered data file is {what}: {path}; run `degeneracy check`")
+
+
 def read_arrays(path: Path, where: dict[str, str], wanted: set[str]) -> dict[str, np.ndarray]:
-    """network_id -> array, for the rows of one file matching `where` (e.g. stage/name)."""
-    pf = pq.ParquetFile(path)
-    groups = _matching_row_groups(pf, where)
-    if not groups:
-        return {}
-    tb = pf.read_row_groups(
-        groups, columns=["network_id", *where, "shape", "values"], use_threads=False
-    )
+    """network_id -> array, for the rows of one file matching `where` (e.g. stage/name).
+    A missing or damaged file is a RegistryError naming `check`."""
+    try:
+        pf = pq.ParquetFile(path)
+        groups = _matching_row_groups(pf, where)
+        if not groups:
+            return {}
+        tb = pf.read_row_groups(
+            groups, columns=["network_id", *where, "shape", "values"], use_threads=False
+        )
+    except (OSError, pa.ArrowException) as exc:
+        raise _damaged(path, exc) from exc
     mask = np.ones(tb.num_rows, dtype=bool)
     for col, want in where.items():
         mask &= np.asarray(tb.column(col).to_pylist(), dtype=object) == want
@@ -179,6 +190,9 @@ def read_arrays(path: Path, where: dict[str, str], wanted: set[str]) -> dict[str
 
 
 def read_curves(path: Path, wanted: set[str]) -> pa.Table:
-    tb = pq.read_table(path, columns=["network_id", "seed", "step", "loss", "lr"])
+    try:
+        tb = pq.read_table(path, columns=["network_id", "seed", "step", "loss", "lr"])
+    except (OSError, pa.ArrowException) as exc:
+        raise _damaged(path, exc) from exc
     keep = np.isin(np.asarray(tb.column("network_id").to_pylist(), dtype=object), list(wanted))
     return tb.filter(pa.array(keep))

@@ -83,3 +83,18 @@ def test_check_cli_exit_codes_and_a_damaged_catalog(filled, tmp_path):
         r = run_cli(*args, registry=filled.root)
         assert r.returncode in (0, 2) and "Traceback" not in r.stderr, (args, r.stderr)
     assert_user_error(run_cli("check", "--drop-missing", registry=filled.root), "--repair")
+
+
+def test_reading_a_missing_or_damaged_file_is_one_clear_error(filled):
+    """Array reads (analyze's feature learning, report, load_*) used to end in a pyarrow
+    traceback when a registered file was gone or damaged."""
+    ids = filled.sql("SELECT network_id FROM networks ORDER BY 1")["network_id"].to_list()
+    traj = sorted((filled.root / "data" / "trajectories").glob("task=*/*.parquet"))[0]
+    traj.unlink()
+    with pytest.raises(RegistryError, match="missing: .*check"):
+        filled.load_trajectories(ids)
+    weights = sorted((filled.root / "data" / "weights").glob("task=*/*.parquet"))[0]
+    weights.write_bytes(weights.read_bytes()[:100])  # truncated: unreadable
+    with pytest.raises(RegistryError, match="unreadable: .*check"):
+        filled.load_weights(ids)
+    assert filled.check().findings["unreadable"] == [weights.relative_to(filled.root).as_posix()]
