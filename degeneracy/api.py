@@ -67,7 +67,8 @@ def train_jobs(
     `sweep`: the sweep id to register under, or one per job. `workers` > 1 trains that many
     ensembles at once in worker processes of `threads` torch threads each (default: the cores
     shared evenly). `progress("start"|"step"|"done", job=..., ...)` reports."""
-    from degeneracy.training.sweep import missing_seeds, run_job
+    from degeneracy.training.sweep import missing_seeds
+    from degeneracy.training.trainer import train_ensemble
 
     if workers < 1 or (threads is not None and threads < 1):
         raise RegistryError("workers and threads must be >= 1")
@@ -80,6 +81,31 @@ def train_jobs(
         if not t:
             say("done", job=jobs[n], stored=True)
     todo = [(n, t) for n, t in todo if t]
+    kept: list[str] = []
+
+    def write(exp, records, sid):
+        """Register; if the catalog stays locked, keep going (the networks wait in pending/)."""
+        from degeneracy.registry.errors import PendingWrite
+
+        try:
+            return registry.write_ensemble(exp.condition(), records, sweep_id=sid)
+        except PendingWrite as exc:
+            kept.append(str(exc))
+            return None
+
+    def finish():
+        if kept:  # one more try now that the other jobs are done
+            from degeneracy.registry.writer import register_pending
+
+            try:
+                register_pending(registry)
+            except RegistryError as exc:
+                raise RegistryError(
+                    f"{len(kept)} trained ensemble(s) are kept in {registry.root / 'pending'} "
+                    f"because the catalog stayed locked ({exc}); the next write or "
+                    "`degeneracy check --repair` registers them"
+                ) from exc
+
     if workers > 1:
         from degeneracy.training.executor import thread_budget, train_many
 
@@ -89,10 +115,10 @@ def train_jobs(
         work = [(jobs[n].experiment, t) for n, t in todo]
         for k, records in train_many(work, workers, per, device):
             n = todo[k][0]
-            exp = jobs[n].experiment
-            summary = registry.write_ensemble(exp.condition(), records, sweep_id=sids[n])
+            summary = write(jobs[n].experiment, records, sids[n])
             summaries.append(summary)
             say("done", job=jobs[n], summary=summary)
+        finish()
         return summaries
     if threads is not None:
         import torch
@@ -105,9 +131,11 @@ def train_jobs(
         def step(s, active, loss, job=job, k=k):
             say("step", job=job, step=s, active=active, loss=loss, seeds=k)
 
-        summary = run_job(registry, job, device, sids[n], step, t)
+        records = train_ensemble(job.experiment, t, device=device, progress=step)
+        summary = write(job.experiment, records, sids[n])
         summaries.append(summary)
         say("done", job=job, summary=summary)
+    finish()
     return summaries
 
 

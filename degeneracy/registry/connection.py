@@ -16,8 +16,10 @@ from degeneracy.registry.errors import RegistryError
 LOCK_TIMEOUT_S = 60.0
 
 
-def open_catalog(path: Path, read_only: bool, timeout: float = LOCK_TIMEOUT_S):
-    """A connection to the catalog, retrying while another process holds the lock."""
+def open_catalog(path: Path, read_only: bool, timeout: float | None = None):
+    """A connection to the catalog, retrying while another process holds the lock (for
+    `timeout` seconds, default LOCK_TIMEOUT_S read at call time)."""
+    timeout = LOCK_TIMEOUT_S if timeout is None else timeout
     delay, waited = 0.02, 0.0
     while True:
         try:

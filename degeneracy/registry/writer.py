@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from degeneracy import __version__
 from degeneracy.registry import ids as idlib
 from degeneracy.registry.connection import open_catalog
-from degeneracy.registry.errors import RegistryError
+from degeneracy.registry.errors import PendingWrite, RegistryError
 from degeneracy.registry.parquet_files import build_table, write_atomic
 from degeneracy.registry.records import Condition, NetworkRecord
 from degeneracy.registry.validate import validate_records
@@ -66,7 +66,7 @@ def write_ensemble(
     try:
         register_pending(registry)
     except RegistryError as exc:
-        raise RegistryError(
+        raise PendingWrite(
             f"{exc}. The {len(new)} trained network(s) are kept in "
             f"{registry.layout.pending_entry(eid)}; the next write registers them "
             "(or run `degeneracy check --repair`)"

@@ -30,7 +30,7 @@ from degeneracy.registry.errors import RegistryError
 from degeneracy.registry.ids import digest, network_id
 from degeneracy.registry.validate import check_keys
 from degeneracy.tasks import TaskError, make_task
-from degeneracy.training.trainer import Experiment, ProgressFn, TrainConfig, train_ensemble
+from degeneracy.training.trainer import Experiment, TrainConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -173,24 +173,6 @@ def missing_seeds(registry, exp: Experiment, seeds: list[int]) -> list[int]:
             ).fetchall()
         }
     return [s for i, s in ids.items() if i not in present]
-
-
-def run_job(
-    registry,
-    job: Job,
-    device: str,
-    sweep: str | None = None,
-    progress: ProgressFn | None = None,
-    todo: list[int] | None = None,
-):
-    """Train the job's missing seeds (`todo`, when the caller already looked them up) as one
-    stacked ensemble and register them."""
-    if todo is None:
-        todo = missing_seeds(registry, job.experiment, job.seeds)
-    if not todo:
-        return None
-    records = train_ensemble(job.experiment, todo, device=device, progress=progress)
-    return registry.write_ensemble(job.experiment.condition(), records, sweep_id=sweep)
 
 
 def describe(exp: Experiment) -> str:

@@ -393,3 +393,40 @@ def test_a_plain_client_never_reads_the_originals_files_from_a_copy(filled, tmp_
         assert con.execute("SELECT count(*) FROM weights").fetchone()[0] == 60
     finally:
         con.close()
+
+
+def test_a_sweep_keeps_training_while_a_reader_holds_the_catalog(registry, monkeypatch):
+    """Every ensemble of the sweep is trained and kept; the sweep ends with one clear error
+    naming pending/, and `check --repair` registers them all once the reader is gone."""
+    from degeneracy import api
+    from degeneracy.registry import connection
+    from degeneracy.training.sweep import parse_spec
+
+    _, jobs = parse_spec(
+        'task = "flipflop"\nhidden = 8\nseeds = 2\ncomplexity = [1, 2]\n'
+        "[train]\nmax_epochs = 1\nsteps_per_epoch = 2\n"
+    )
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys; c = duckdb.connect(sys.argv[1], read_only=True);"
+            " print('held', flush=True); sys.stdin.readline()",
+            str(registry.root / "catalog.duckdb"),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        monkeypatch.setattr(connection, "LOCK_TIMEOUT_S", 0.3)
+        with pytest.raises(RegistryError, match="2 trained ensemble"):
+            api.train_jobs(registry, jobs, "cpu")
+    finally:
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+        holder.wait(10)
+    assert len(list((registry.root / "pending").glob("*.json"))) == 2
+    assert registry.check(repair=True).ok
+    assert registry.sql("SELECT count(*) AS n FROM networks")["n"][0] == 4
