@@ -23,9 +23,9 @@ def reproduce(
     scale: Annotated[
         str,
         typer.Option(
-            help="tiny (seconds; plumbing only), small (16 seeds, hidden 64, CPU presets; "
-            "about 3 hours on 2 cores) or paper (50 seeds, hidden 128, the paper's thresholds "
-            "and 1,000-epoch budgets; a GPU or a cluster)."
+            help="tiny (seconds; plumbing only), small (16 seeds, hidden 64, the CPU presets; "
+            "hours on 2 cores, see docs/RESULTS.md) or paper (50 seeds, hidden 128, the "
+            "paper's thresholds and 1,000-epoch budgets; a GPU or a cluster)."
         ),
     ] = "small",
     only: Annotated[
