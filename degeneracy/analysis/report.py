@@ -212,6 +212,21 @@ def curves_chart(points: list[dict], thresholds: list[float], title: str):
 FLOORS = {"dsa": "dsa_floor"}
 #: groups with fewer networks have no standard error: ringed on charts, never a direction
 MIN_N = 3
+#: the contravariance table's columns (report and `reproduce`'s verdicts.csv)
+VERDICT_COLUMNS = [
+    "task",
+    "factor",
+    "setting",
+    "level",
+    "measured",
+    "n",
+    "difference",
+    "2 SE",
+    "floor",
+    "paper",
+    "verdict",
+    "DSA grid",
+]
 
 
 def caption(rows: list[dict], factor: str, series: list[str] | None = None) -> str:
@@ -383,20 +398,7 @@ def render_html(
             "otherwise the verdict is 'not resolved'. n: converged networks at the lowest → "
             "highest level.</p>"
         )
-        cols = [
-            "task",
-            "factor",
-            "setting",
-            "level",
-            "measured",
-            "n",
-            "difference",
-            "2 SE",
-            "floor",
-            "paper",
-            "verdict",
-            "DSA grid",
-        ]
+        cols = VERDICT_COLUMNS
         parts.append("<table><tr>" + "".join(f"<th>{c}</th>" for c in cols) + "</tr>")
         for r in table:
             cells = []

@@ -74,6 +74,13 @@ RegistryOpt = Annotated[
     typer.Option("--registry", "-r", help="Registry folder (may also come before the command)."),
 ]
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="table, csv, json or parquet.")]
+WorkersOpt = Annotated[
+    int, typer.Option(help="Ensembles trained at once, each in its own process.")
+]
+ThreadsOpt = Annotated[
+    int | None,
+    typer.Option(help="Torch CPU threads per worker [default: the cores shared evenly]."),
+]
 OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="Write to FILE, not stdout.")]
 
 

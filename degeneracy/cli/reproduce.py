@@ -9,7 +9,15 @@ from typing import Annotated
 
 import typer
 
-from degeneracy.cli.common import RegistryOpt, app, open_registry, say, user_errors
+from degeneracy.cli.common import (
+    RegistryOpt,
+    ThreadsOpt,
+    WorkersOpt,
+    app,
+    open_registry,
+    say,
+    user_errors,
+)
 from degeneracy.cli.output import Format, emit
 
 
@@ -42,13 +50,8 @@ def reproduce(
     grid: Annotated[
         bool, typer.Option("--grid/--no-grid", help="Check dynamics across the DSA grid.")
     ] = True,
-    workers: Annotated[
-        int, typer.Option(help="Ensembles trained at once, each in its own process.")
-    ] = 1,
-    threads: Annotated[
-        int | None,
-        typer.Option(help="Torch CPU threads per worker [default: the cores shared evenly]."),
-    ] = None,
+    workers: WorkersOpt = 1,
+    threads: ThreadsOpt = None,
     train: Annotated[
         bool,
         typer.Option(

@@ -9,7 +9,16 @@ from typing import Annotated
 
 import typer
 
-from degeneracy.cli.common import RegistryOpt, app, open_registry, say, state, user_errors
+from degeneracy.cli.common import (
+    RegistryOpt,
+    ThreadsOpt,
+    WorkersOpt,
+    app,
+    open_registry,
+    say,
+    state,
+    user_errors,
+)
 from degeneracy.registry.errors import RegistryError
 
 
@@ -193,13 +202,8 @@ def sweep(
         bool, typer.Option("--dry-run", help="List the conditions; train nothing.")
     ] = False,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    workers: Annotated[
-        int, typer.Option(help="Ensembles trained at once, each in its own process.")
-    ] = 1,
-    threads: Annotated[
-        int | None,
-        typer.Option(help="Torch CPU threads per worker [default: the cores shared evenly]."),
-    ] = None,
+    workers: WorkersOpt = 1,
+    threads: ThreadsOpt = None,
     registry: RegistryOpt = None,
 ) -> None:
     """Train every condition of a TOML grid; resumable (stored networks are skipped).

@@ -345,21 +345,12 @@ class Registry:
             raise RegistryError(f"label name {name!r} is already a column of networks")
         matched = self.sql(f"SELECT network_id FROM networks WHERE {where}")
         ids = matched["network_id"].to_list()
-        con = open_catalog(self.layout.catalog, read_only=False)
-        try:
-            con.execute("BEGIN TRANSACTION")
+        with self.transaction() as con:
             con.execute(
                 "INSERT OR REPLACE INTO labels SELECT unnest(?::VARCHAR[]), ?, ?",
                 [ids, name, value],
             )
             ddl.create_views(con, str(self.layout.data))
-            con.execute("COMMIT")
-        except BaseException:
-            with suppress(Exception):
-                con.execute("ROLLBACK")
-            raise
-        finally:
-            con.close()
         return len(ids)
 
     # ---------------------------------------------------------------- read side

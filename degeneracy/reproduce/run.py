@@ -22,6 +22,7 @@ from typing import Any
 
 from degeneracy.analysis.grid import COLUMNS as GRID_COLUMNS
 from degeneracy.analysis.report import DSA_NOTE
+from degeneracy.analysis.report import VERDICT_COLUMNS as REPORT_VERDICT_COLUMNS
 from degeneracy.registry.ids import network_id
 from degeneracy.reproduce.cells import Cell, load, select
 from degeneracy.training.sweep import Job, missing_seeds, sweep_id
@@ -62,21 +63,7 @@ RENAME = {
     "weights": "pif",
     "weights_chance": "pif_chance",
 }
-VERDICT_COLUMNS = [
-    "cell",
-    "task",
-    "factor",
-    "setting",
-    "level",
-    "measured",
-    "n",
-    "difference",
-    "2 SE",
-    "floor",
-    "paper",
-    "verdict",
-    "DSA grid",
-]
+VERDICT_COLUMNS = ["cell", *REPORT_VERDICT_COLUMNS]
 
 
 @dataclass
