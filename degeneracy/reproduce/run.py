@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import csv
 import json
-import platform
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -357,26 +355,17 @@ def level_rows(res: CellResult) -> list[dict]:
 
 
 def versions(device: str) -> dict[str, str]:
-    import duckdb
+    """What ran the analysis: the writer's software record (`writer.software`), torch, device."""
     import torch
 
-    from degeneracy import __version__
+    from degeneracy.registry.writer import software
 
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=Path(__file__).parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = ""
+    sw = software()
     return {
-        "degeneracy": __version__ + (f" (git {commit})" if commit else ""),
+        "degeneracy": sw["degeneracy"] + (f" (git {sw['git']})" if sw["git"] else ""),
         "torch": torch.__version__,
-        "duckdb": duckdb.__version__,
-        "python": platform.python_version(),
+        "duckdb": sw["duckdb"],
+        "python": sw["python"],
         "device": device,
     }
 
