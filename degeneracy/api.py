@@ -210,12 +210,14 @@ def sweep(
     workers: int = 1,
     threads: int | None = None,
     progress: Progress | None = None,
+    source: str | None = None,
 ) -> SweepResult:
     """Train every condition of a TOML grid (a path or the text); resumable: rerunning trains
-    only the seeds not yet stored."""
+    only the seeds not yet stored. `source` names the spec in error messages."""
     from degeneracy.training.sweep import parse_spec, sweep_id
 
-    text, source = read_spec(spec)
+    text, found = read_spec(spec)
+    source = source or found
     name, jobs = parse_spec(text, source)
     sid = sweep_id(text)
     registry.add_sweep(sid, name, text)

@@ -22,12 +22,6 @@ from degeneracy.cli.common import (
 from degeneracy.registry.errors import RegistryError
 
 
-def pick_device(device: str) -> str:
-    from degeneracy.api import pick_device as pick
-
-    return pick(device)
-
-
 def parse_params(items: list[str]) -> dict[str, str]:
     out = {}
     for item in items:
@@ -151,6 +145,7 @@ def train(
 
     Example: `degeneracy train flipflop --complexity 2 --hidden 64 --seeds 8 --max-epochs 30`
     """
+    from degeneracy.api import pick_device
     from degeneracy.training.sweep import Job, build_experiment
 
     trainer = {"steps_per_epoch": steps_per_epoch, "batch": batch}
@@ -210,7 +205,9 @@ def sweep(
 
     Example: `degeneracy sweep examples/flipflop_complexity.toml --dry-run`
     """
-    from degeneracy.training.sweep import describe, missing_seeds, parse_spec, sweep_id
+    from degeneracy.api import pick_device
+    from degeneracy.api import sweep as run
+    from degeneracy.training.sweep import describe, missing_seeds, parse_spec
 
     try:
         text = spec.read_text()
@@ -239,10 +236,11 @@ def sweep(
         raise RegistryError("--workers and --threads must be >= 1")
     dev = pick_device(device)
     reg = open_registry(registry, create=True)
-    sid = sweep_id(text)
-    reg.add_sweep(sid, name, text)
     t0 = time.perf_counter()
-    summaries = [s for s in run_jobs(reg, jobs, dev, sid, workers, threads) if s is not None]
-    trained = sum(len(s.written) for s in summaries)
-    say(f"sweep {name}: trained {trained} network(s) in {time.perf_counter() - t0:.0f} s")
-    typer.echo(f"sweep {name} ({sid}): {len(jobs)} condition(s), {trained} network(s) trained now")
+    with progress_bar(len(jobs)) as progress:
+        res = run(reg, text, dev, workers, threads, progress, source=str(spec))
+    say(f"sweep {name}: trained {res.trained} network(s) in {time.perf_counter() - t0:.0f} s")
+    typer.echo(
+        f"sweep {name} ({res.sweep_id}): {len(jobs)} condition(s), "
+        f"{res.trained} network(s) trained now"
+    )
