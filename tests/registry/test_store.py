@@ -2,6 +2,7 @@ import os
 import shutil
 import subprocess
 import sys
+from contextlib import contextmanager
 
 import duckdb
 import numpy as np
@@ -12,6 +13,31 @@ from degeneracy.registry import ids
 from degeneracy.registry.errors import RegistryError
 from degeneracy.registry.store import Registry
 from tests.factories import condition, make_records
+
+
+@contextmanager
+def _reader_holding(reg):
+    """Another process holds a read-only connection to `reg`'s catalog (as a notebook does)
+    for the length of the block; every writer is locked out meanwhile."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys; c = duckdb.connect(sys.argv[1], read_only=True);"
+            " print('held', flush=True); sys.stdin.readline()",
+            str(reg.root / "catalog.duckdb"),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield
+    finally:
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+        holder.wait(10)
 
 
 def _ids(reg, where="TRUE"):
@@ -285,27 +311,10 @@ def test_a_reader_holding_the_catalog_never_costs_finished_networks(filled, monk
     registers them, once."""
     from degeneracy.registry import connection
 
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import duckdb, sys; c = duckdb.connect(sys.argv[1], read_only=True);"
-            " print('held', flush=True); sys.stdin.readline()",
-            str(filled.root / "catalog.duckdb"),
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with _reader_holding(filled):
         monkeypatch.setattr(connection, "LOCK_TIMEOUT_S", 0.3)
         with pytest.raises(RegistryError, match="kept in .*pending"):
             filled.write_ensemble(condition(complexity=7), make_records([0, 1]))
-    finally:
-        holder.stdin.write("\n")
-        holder.stdin.flush()
-        holder.wait(10)
     pending = list((filled.root / "pending").glob("*.json"))
     assert len(pending) == 1
     assert filled.sql("SELECT count(*) AS n FROM networks")["n"][0] == 6
@@ -406,27 +415,10 @@ def test_a_sweep_keeps_training_while_a_reader_holds_the_catalog(registry, monke
         'task = "flipflop"\nhidden = 8\nseeds = 2\ncomplexity = [1, 2]\n'
         "[train]\nmax_epochs = 1\nsteps_per_epoch = 2\n"
     )
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import duckdb, sys; c = duckdb.connect(sys.argv[1], read_only=True);"
-            " print('held', flush=True); sys.stdin.readline()",
-            str(registry.root / "catalog.duckdb"),
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with _reader_holding(registry):
         monkeypatch.setattr(connection, "LOCK_TIMEOUT_S", 0.3)
         with pytest.raises(RegistryError, match="2 trained ensemble"):
             api.train_jobs(registry, jobs, "cpu")
-    finally:
-        holder.stdin.write("\n")
-        holder.stdin.flush()
-        holder.wait(10)
     assert len(list((registry.root / "pending").glob("*.json"))) == 2
     assert registry.check(repair=True).ok
     assert registry.sql("SELECT count(*) AS n FROM networks")["n"][0] == 4
