@@ -331,10 +331,13 @@ def reproduce(
     threads: int | None = None,
     device: str = "auto",
     progress: Callable[[str], None] | None = None,
+    settle: bool = False,
 ):
     """Every cell of the paper's table at `scale` (see `degeneracy.reproduce`): trains what is
     missing (resumable), analyzes, writes levels.csv, verdicts.csv, grid.csv, summary.md and
-    the report; returns the outcome (per-cell results, paths)."""
+    the report; with `settle`, also the dynamics settling study (`reproduce.settle`: stored
+    networks re-probed on more trials, DSA at a variance-keeping rank). Returns the outcome
+    (per-cell results, paths)."""
     from degeneracy.reproduce.run import prepare, run
 
     plan = prepare(
@@ -347,7 +350,7 @@ def reproduce(
         progress,
     )
     folder = Path(out) if out is not None else None
-    return run(registry, plan, folder, grid, train_missing, None, progress)
+    return run(registry, plan, folder, grid, train_missing, None, progress, settle=settle)
 
 
 @dataclass

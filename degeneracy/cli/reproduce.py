@@ -59,13 +59,23 @@ def reproduce(
             help="--no-train: analyze and report what is stored, train nothing.",
         ),
     ] = True,
+    settle: Annotated[
+        bool,
+        typer.Option(
+            "--settle",
+            help="Also run the dynamics settling study: DSA on the stored networks re-probed on "
+            "32, 128 and 512 trials, at the fixed rank and at the rank keeping 95% of the "
+            "variance (settle.csv, settle_verdicts.csv, settle.md; resumable).",
+        ),
+    ] = False,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     registry: RegistryOpt = None,
 ) -> None:
     """Train, analyze and report every cell of the paper's table at one scale.
 
     Resumable: rerunning trains only what is missing. Writes levels.csv, verdicts.csv,
-    grid.csv, summary.md and report.html (+ PNGs).
+    grid.csv, summary.md and report.html (+ PNGs); with --settle also the dynamics settling
+    study (settle.csv, settle_verdicts.csv, settle.md).
 
     Example: `degeneracy reproduce --scale tiny --only flipflop`
     """
@@ -105,6 +115,7 @@ def reproduce(
         lambda r, j, d, s: run_jobs(r, j, d, s, workers=workers, threads=plan.threads),
         say,
         "degeneracy " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        settle=settle,
     )
     shown = ["cell", "level", "measured", "difference", "2 SE", "floor", "paper", "verdict"]
     emit(
@@ -118,4 +129,6 @@ def reproduce(
     )
     p = outcome.paths
     typer.echo(f"numbers: {p['levels']}, {p['verdicts']}, {p['summary']}")
+    if settle:
+        typer.echo(f"settling study: {p['settle_summary']}, {p['settle_verdicts']}")
     typer.echo(f"report: {outcome.report}  ({_minutes(outcome.seconds)})")

@@ -224,9 +224,11 @@ def run(
     runner: Callable | None = None,
     say: Say | None = None,
     command: str | None = None,
+    settle: bool = False,
 ) -> Outcome:
     """Train what the plan lacks (unless `train_missing` is false: then analyze what is
-    stored), analyze every cell, write the CSVs, summary.md and the report."""
+    stored), analyze every cell, write the CSVs, summary.md and the report; with `settle`,
+    also the dynamics settling study (`reproduce.settle`)."""
     t0 = time.perf_counter()
     if plan.todo and train_missing:
         train(registry, plan, runner, plan.device)
@@ -242,6 +244,10 @@ def run(
         "settings per cell in summary.md.",
     ]
     report = write_report(folder, results, header)
+    if settle:
+        from degeneracy.reproduce import settle as study
+
+        paths.update(study.run(registry, plan, folder, say))
     return Outcome(results, paths, report, time.perf_counter() - t0)
 
 

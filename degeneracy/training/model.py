@@ -82,6 +82,15 @@ def effective(spec: ModelSpec, params: dict[str, torch.Tensor]) -> dict[str, tor
     }
 
 
+def raw(spec: ModelSpec, eff: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The inverse of `effective`: the trained parameters back from stored effective matrices
+    (so stored networks can be run again, e.g. on a larger probe set)."""
+    if spec.regime == "standard":
+        return dict(eff)
+    h = spec.hidden
+    return {**eff, "W_h": eff["W_h"] * math.sqrt(h), "W_out": eff["W_out"] * (spec.gamma * h)}
+
+
 def forward(
     spec: ModelSpec,
     params: dict[str, torch.Tensor],

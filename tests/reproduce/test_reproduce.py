@@ -142,12 +142,27 @@ def test_tiny_scale_end_to_end_and_resumable(tmp_path):
         "flipflop_complexity",
         "--threads",
         "1",
+        "--settle",
         "-o",
         out,
         registry=reg,
         timeout=900,
     )
     assert again.returncode == 0, again.stderr[-3000:]
+    # the settling study at the stored probe size and the fixed rank re-probes the networks
+    # from their weights: it must give the analysis' own dynamics numbers (stored trajectories)
+    study = _read(out / "settle.csv")
+    assert {(r["trials"], r["rank_rule"]) for r in study} == {
+        (t, rule) for t in ("32", "64") for rule in ("fixed", "share")
+    }
+    mine = {r["level"]: r for r in levels if r["cell"] == "flipflop_complexity"}
+    for r in study:
+        if r["trials"] == "32" and r["rank_rule"] == "fixed":
+            want = mine[r["level"]]
+            assert float(r["dsa"]) == pytest.approx(float(want["dynamics"]), rel=1e-6)
+            assert float(r["dsa_floor"]) == pytest.approx(float(want["dynamics_floor"]), rel=1e-6)
+    assert len(_read(out / "settle_verdicts.csv")) == 4
+    assert "flipflop_complexity" in (out / "settle.md").read_text()
     assert "0 to train" in again.stdout
     after = run_cli("query", "SELECT count(*) AS n FROM networks", "--format", "csv", registry=reg)
     assert count.stdout == after.stdout
