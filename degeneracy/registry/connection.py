@@ -42,11 +42,24 @@ def open_catalog(path: Path, read_only: bool, timeout: float | None = None):
 
 
 def confine(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
-    """Forbid file access outside the registry's data folder and any change of settings.
+    """Forbid access to every file but the registered data files (and the per-kind empty
+    placeholders the views bind to), and any change of settings.
 
+    An exact list, not the data folder: no file can be created there (so nothing can be added
+    to what the views read), and DuckDB's COPY, which writes a temporary file beside its
+    target first, cannot replace a registered file either. (COPY with USE_TMP_FILE false
+    could overwrite one in place; `check_read_query` refuses every COPY before it runs.)
     Call after every view the connection needs exists (views resolve their files at use).
     """
-    con.execute(f"SET allowed_directories = ['{str(data_dir).replace(chr(39), chr(39) * 2)}/']")
+    from degeneracy.registry.layout import PLACEHOLDER
+    from degeneracy.schema.catalog import registered_files
+    from degeneracy.schema.kinds import ARRAY_KINDS
+
+    root = data_dir.parent
+    paths = [str(data_dir / k / PLACEHOLDER) for k in ARRAY_KINDS]
+    paths += [str(root / f) for k in ARRAY_KINDS for f in registered_files(con, k)]
+    listed = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
+    con.execute(f"SET allowed_paths = [{listed}]")
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
 

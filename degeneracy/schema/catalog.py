@@ -103,15 +103,16 @@ def labeled_view_sql(label_names: list[str], temp: bool = False) -> str:
     )
 
 
+def registered_files(con: duckdb.DuckDBPyConnection, kind: str) -> list[str]:
+    """The files of one array kind the catalog registers, relative to the registry root."""
+    sql = f"SELECT {kind}_file FROM ensembles WHERE {kind}_file IS NOT NULL ORDER BY 1"
+    return [r[0] for r in con.execute(sql).fetchall()]
+
+
 def create_views(con: duckdb.DuckDBPyConnection, data_dir: str, temp: bool = False) -> None:
     """(Re)create every view; TEMP views shadow stored ones on this connection only."""
     for kind in ARRAY_KINDS:
-        files = [
-            r[0]
-            for r in con.execute(
-                f"SELECT {kind}_file FROM ensembles WHERE {kind}_file IS NOT NULL ORDER BY 1"
-            ).fetchall()
-        ]
+        files = registered_files(con, kind)
         root = Path(data_dir).parent
         gone = [f for f in files if not (root / f).exists()]
         sql = array_view_sql(kind, data_dir, [] if gone else files, temp)

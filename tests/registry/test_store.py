@@ -218,6 +218,34 @@ def test_user_sql_is_confined_to_reads_inside_the_registry(filled, tmp_path):
     assert filled.sql("SELECT count(*) AS n FROM networks")["n"][0] == 6
 
 
+def test_the_query_connection_itself_cannot_add_or_replace_data_files(filled):
+    """Below the statement filter: the confined connection may open only the registered files
+    (and the placeholders), so a write that got past the filter could not create a file the
+    views would read, nor swap a registered file (COPY writes a temporary file first)."""
+    import duckdb
+
+    registered = sorted((filled.root / "data" / "weights").glob("task=*/*.parquet"))
+    assert registered
+    before = {p: p.read_bytes() for p in registered}
+    extra = registered[0].parent / "extra.parquet"
+    stray = registered[0].parent / "stray.parquet"
+    with filled.connect(read_only=True, confined=True) as con:
+        for sql in (
+            f"COPY (SELECT * FROM weights) TO '{extra}'",
+            f"COPY (SELECT * FROM weights LIMIT 1) TO '{registered[0]}'",
+        ):
+            with pytest.raises(duckdb.PermissionException):
+                con.execute(sql)
+        assert con.execute("SELECT count(*) FROM weights").fetchone()[0] > 0
+    # a Parquet file dropped into data/ by hand is not readable through the connection either
+    duckdb.sql(f"COPY (SELECT 1 AS x) TO '{stray}'")
+    with filled.connect(read_only=True, confined=True) as con:
+        with pytest.raises(duckdb.PermissionException):
+            con.execute(f"SELECT * FROM read_parquet('{stray}')")
+    assert not extra.exists()
+    assert {p: p.read_bytes() for p in registered} == before
+
+
 def test_labels_group_like_any_column(filled):
     n = filled.add_label("grp", "low", "complexity = 1")
     assert n == 3
