@@ -3,12 +3,18 @@
 Findings, each with the paths involved:
 - missing: a file the catalog registers is gone (queries over that kind fail until it is back);
 - unreadable: a registered file exists but is not valid Parquet;
+- changed: a registered file's rows, size or SHA-256 differ from what was recorded when it was
+  written (damaged, or replaced by hand);
+- duplicate: a row key (network and stage/name, probe or step) more than once in the views;
 - pending: a finished write whose catalog rows are not in yet (a reader held the catalog, or
   the process died between files and catalog);
 - orphan: a data file neither registered nor pending (a crash before its journal entry);
 - temp: a `.tmp` file left by an interrupted write;
 - placeholder: an empty per-kind file the views bind to is gone;
 - catalog: the catalog itself cannot be opened or read (damaged, or locked by a writer).
+
+Files written before schema 5 have no recorded fingerprint: they are listed under
+`unrecorded` (a note, not a problem) and `--repair` records them as they are now.
 
 Repairs never delete data: pending entries are registered, orphans are moved to
 `quarantine/`, temp files removed, placeholders rewritten; ensembles with missing files are
@@ -30,47 +36,88 @@ from degeneracy.schema.kinds import ARRAY_KINDS
 if TYPE_CHECKING:
     from degeneracy.registry.store import Registry
 
-KINDS = ("catalog", "missing", "unreadable", "pending", "orphan", "temp", "placeholder")
+KINDS = (
+    "catalog",
+    "missing",
+    "unreadable",
+    "changed",
+    "duplicate",
+    "pending",
+    "orphan",
+    "temp",
+    "placeholder",
+)
+NOTES = ("unrecorded",)  # listed, but not problems
+#: the columns that identify one row of each array kind (with network_id)
+ROW_KEYS = {"weights": "stage, name", "trajectories": "probe", "outputs": "probe", "curves": "step"}
 
 
 @dataclass
 class CheckResult:
-    findings: dict[str, list[str]] = field(default_factory=lambda: {k: [] for k in KINDS})
+    findings: dict[str, list[str]] = field(default_factory=lambda: {k: [] for k in KINDS + NOTES})
     ensembles: int = 0
     files: int = 0
     repaired: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not any(self.findings.values())
+        return not any(self.findings[k] for k in KINDS)
 
 
 def _registered(registry: Registry) -> dict[str, list[tuple[str, str]]]:
     """ensemble_id -> [(kind, relative path)] as the catalog has them."""
+    return _catalog(registry)[0]
+
+
+def _catalog(registry: Registry) -> tuple[dict[str, list[tuple[str, str]]], dict[str, dict]]:
+    """(ensemble_id -> [(kind, relative path)], relative path -> recorded fingerprint)."""
     import duckdb
 
     con = open_catalog(registry.layout.catalog, read_only=True)
     try:
         cols = ", ".join(f"{k}_file" for k in ARRAY_KINDS)
         rows = con.execute(f"SELECT ensemble_id, {cols} FROM ensembles").fetchall()
+        has_files = con.execute(  # schema 5; an older catalog is upgraded by any command
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'files'"
+        ).fetchone()[0]
+        sql = "SELECT path, rows, bytes, sha256 FROM files"
+        prints = {
+            p: {"rows": r, "bytes": b, "sha256": h}
+            for p, r, b, h in (con.execute(sql).fetchall() if has_files else [])
+        }
     except duckdb.Error as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise RegistryError(f"catalog unreadable: {first}") from exc
     finally:
         con.close()
-    return {r[0]: [(k, f) for k, f in zip(ARRAY_KINDS, r[1:]) if f is not None] for r in rows}
+    files = {r[0]: [(k, f) for k, f in zip(ARRAY_KINDS, r[1:]) if f is not None] for r in rows}
+    return files, prints
+
+
+def _duplicates(registry: Registry) -> list[str]:
+    """Row keys present more than once in each array view (read from the key columns only)."""
+    out = []
+    with registry.connect(read_only=True) as con:
+        for kind, key in ROW_KEYS.items():
+            n = con.execute(
+                f"SELECT count(*) FROM (SELECT network_id, {key} FROM {kind} "
+                "GROUP BY ALL HAVING count(*) > 1)"
+            ).fetchone()[0]
+            if n:
+                out.append(f"{kind}: {n} row key(s) stored more than once")
+    return out
 
 
 def check(registry: Registry) -> CheckResult:
-    import pyarrow.parquet as pq
+    from degeneracy.registry.parquet_files import fingerprint
 
     layout = registry.layout
     res = CheckResult()
     try:
-        registered = _registered(registry)
+        registered, prints = _catalog(registry)
     except RegistryError as exc:  # damaged or locked: say so, check the files still
         res.findings["catalog"].append(str(exc))
-        registered = {}
+        registered, prints = {}, {}
     res.ensembles = len(registered)
     known: set[Path] = set()
     for _eid, files in sorted(registered.items()):
@@ -82,9 +129,15 @@ def check(registry: Registry) -> CheckResult:
                 res.findings["missing"].append(rel)
                 continue
             try:
-                pq.ParquetFile(path).metadata  # noqa: B018 - reading the footer is the check
+                now = fingerprint(path)  # reads the Parquet footer: fails on a damaged file
             except Exception:  # any parse failure: damaged
                 res.findings["unreadable"].append(rel)
+                continue
+            if rel not in prints:
+                res.findings["unrecorded"].append(rel)
+            elif now != prints[rel]:
+                what = [k for k in ("rows", "bytes", "sha256") if now[k] != prints[rel][k]]
+                res.findings["changed"].append(f"{rel} ({', '.join(what)} differ)")
     for entry in sorted(layout.pending.glob("*.json")) if layout.pending.exists() else []:
         res.findings["pending"].append(layout.relative(entry))
         try:
@@ -106,6 +159,12 @@ def check(registry: Registry) -> CheckResult:
     res.findings["temp"] = sorted(
         layout.relative(p) for p in layout.root.rglob(".*.tmp") if p.is_file()
     )
+    whole = not any(res.findings[k] for k in ("catalog", "missing", "unreadable", "placeholder"))
+    if whole:  # the views read every registered file only when all are there
+        try:
+            res.findings["duplicate"] = _duplicates(registry)
+        except Exception as exc:  # a file that fails mid-read: say so, do not crash
+            res.findings["unreadable"].append(f"views: {str(exc).strip().splitlines()[0]}")
     return res
 
 
@@ -118,6 +177,8 @@ def repair(registry: Registry, drop_missing: bool = False) -> CheckResult:
 
     layout = registry.layout
     before = check(registry)
+    if not before.findings["catalog"]:  # a readable catalog of an older schema: upgrade it
+        type(registry).open(registry.root)
     done: list[str] = []
     for rel in before.findings["temp"]:
         layout.absolute(rel).unlink(missing_ok=True)
@@ -135,9 +196,20 @@ def repair(registry: Registry, drop_missing: bool = False) -> CheckResult:
             done.append(f"moved {rel} to quarantine/")
 
     quarantine(before.findings["orphan"])
+    if before.findings["unrecorded"]:
+        from degeneracy.registry.parquet_files import fingerprint
+        from degeneracy.registry.writer import record_files
+
+        owner = {rel: (eid, kind) for eid, fs in _registered(registry).items() for kind, rel in fs}
+        with registry.transaction() as con:
+            for rel in before.findings["unrecorded"]:
+                eid, kind = owner[rel]
+                record_files(con, eid, {kind: rel}, {kind: fingerprint(layout.absolute(rel))})
+        done.append(f"recorded fingerprints of {len(before.findings['unrecorded'])} file(s)")
     if before.findings["pending"]:
         done += [f"registered pending ensemble {e}" for e in register_pending(registry)]
-    bad = set(before.findings["missing"]) | set(before.findings["unreadable"])
+    changed = {c.split(" (", 1)[0] for c in before.findings["changed"]}
+    bad = set(before.findings["missing"]) | set(before.findings["unreadable"]) | changed
     if bad and drop_missing:
         drop = sorted(
             eid
@@ -148,9 +220,11 @@ def repair(registry: Registry, drop_missing: bool = False) -> CheckResult:
             con.execute(
                 "DELETE FROM networks WHERE ensemble_id IN (SELECT unnest(?::VARCHAR[]))", [drop]
             )
-            con.execute(
-                "DELETE FROM ensembles WHERE ensemble_id IN (SELECT unnest(?::VARCHAR[]))", [drop]
-            )
+            for table in ("ensembles", "files"):
+                con.execute(
+                    f"DELETE FROM {table} WHERE ensemble_id IN (SELECT unnest(?::VARCHAR[]))",
+                    [drop],
+                )
             create_views(con, str(layout.data))
         for eid in drop:
             done.append(f"unregistered ensemble {eid} (a data file was missing or damaged)")
@@ -160,7 +234,7 @@ def repair(registry: Registry, drop_missing: bool = False) -> CheckResult:
             create_views(con, str(layout.data))
     if bad and not drop_missing:
         done.append(
-            f"{len(bad)} registered file(s) missing or damaged: restore them, or pass "
+            f"{len(bad)} registered file(s) missing, damaged or changed: restore them, or pass "
             "--drop-missing to unregister their ensembles"
         )
     after = check(registry)
@@ -171,7 +245,7 @@ def repair(registry: Registry, drop_missing: bool = False) -> CheckResult:
 def summary_rows(res: CheckResult) -> list[tuple[str, int, str]]:
     """(finding, count, first few paths) for printing."""
     out = []
-    for kind in KINDS:
+    for kind in KINDS + NOTES:
         items = res.findings[kind]
         shown = ", ".join(items[:3]) + (f" (+{len(items) - 3} more)" if len(items) > 3 else "")
         out.append((kind, len(items), shown))

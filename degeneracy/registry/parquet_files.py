@@ -127,6 +127,22 @@ def write_atomic(path: Path, schema: pa.Schema, tables: list[pa.Table]) -> None:
             tmp.unlink()
 
 
+def fingerprint(path: Path) -> dict[str, int | str]:
+    """What `check` compares a data file against later: its rows (from the Parquet footer),
+    its size and its SHA-256."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return {
+        "rows": int(pq.ParquetFile(path).metadata.num_rows),
+        "bytes": path.stat().st_size,
+        "sha256": digest.hexdigest(),
+    }
+
+
 def write_placeholder(path: Path, schema: pa.Schema) -> None:
     write_atomic(path, schema, [])
 

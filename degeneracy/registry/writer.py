@@ -18,7 +18,7 @@ from degeneracy import __version__
 from degeneracy.registry import ids as idlib
 from degeneracy.registry.connection import open_catalog
 from degeneracy.registry.errors import PendingWrite, RegistryError
-from degeneracy.registry.parquet_files import build_table, write_atomic
+from degeneracy.registry.parquet_files import build_table, fingerprint, write_atomic
 from degeneracy.registry.records import Condition, NetworkRecord
 from degeneracy.registry.validate import validate_records
 from degeneracy.schema.arrays import ARRAY_SCHEMAS
@@ -106,6 +106,7 @@ def stage(
     Nothing is visible to queries yet (views list registered files only)."""
     layout = registry.layout
     files: dict[str, str | None] = {}
+    prints: dict[str, dict] = {}
     created: list[Path] = []
     rows = layout.pending_rows(eid)
     try:
@@ -119,6 +120,7 @@ def stage(
                 created.append(path)
             write_atomic(path, ARRAY_SCHEMAS[kind], tables)
             files[kind] = layout.relative(path)
+            prints[kind] = fingerprint(path)
         created.append(rows)
         write_atomic(rows, NETWORKS, [network_rows(condition, records, nid, eid, source)])
     except BaseException:  # no journal entry yet: nothing may keep these files
@@ -133,6 +135,7 @@ def stage(
         "sweep_id": sweep_id,
         "source": source,
         "files": files,
+        "fingerprints": prints,
         "rows": layout.relative(rows),
     }
     path = layout.pending_entry(eid)
@@ -190,6 +193,7 @@ def register_pending(registry: Registry, timeout: float | None = None) -> list[s
                             f.get("curves"),
                         ],
                     )
+                    record_files(con, eid, f, entry.get("fingerprints", {}))
                     con.register("new_networks", table)
                     con.execute("INSERT INTO networks BY NAME SELECT * FROM new_networks")
                     con.unregister("new_networks")
@@ -205,6 +209,18 @@ def register_pending(registry: Registry, timeout: float | None = None) -> list[s
     finally:
         con.close()
     return done
+
+
+def record_files(con, eid: str, files: dict, prints: dict) -> None:
+    """`files` rows for an ensemble's data files (those with a fingerprint; journal entries
+    written before schema 5 have none)."""
+    for kind, rel in files.items():
+        fp = prints.get(kind)
+        if rel and fp:
+            con.execute(
+                "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, now()::TIMESTAMP)",
+                [rel, eid, kind, fp["rows"], fp["bytes"], fp["sha256"]],
+            )
 
 
 @functools.cache

@@ -18,7 +18,7 @@ import duckdb
 from degeneracy.schema.kinds import ARRAY_KINDS
 
 #: Bump when the catalog layout changes, and add a migration from the previous version.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 _DUCK_TYPES = {
     "string": "VARCHAR",
@@ -149,11 +149,16 @@ def _add_provenance(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("ALTER TABLE networks ADD COLUMN provenance VARCHAR")
 
 
+def _add_files(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(table_ddl("files"))
+
+
 #: version v -> function migrating a catalog from v to v + 1 (runs inside one transaction).
 MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {
     1: _add_prepared,  # 2: per-network fits (DSA operators) kept across processes
     2: _add_train_loss,  # 3: networks.train_loss, what the stop rule read
     3: _add_provenance,  # 4: networks.provenance, what made each network
+    4: _add_files,  # 5: files, each data file's rows, size and SHA-256 when written
 }
 
 

@@ -111,6 +111,18 @@ RESULTS = pa.schema(
     ]
 )
 
+FILES = pa.schema(  # schema 5: what each data file was when written, for `check`
+    [
+        pa.field("path", pa.string(), nullable=False),  # relative to the registry root
+        pa.field("ensemble_id", pa.string(), nullable=False),
+        pa.field("kind", pa.string(), nullable=False),
+        pa.field("rows", pa.int64(), nullable=False),
+        pa.field("bytes", pa.int64(), nullable=False),
+        pa.field("sha256", pa.string(), nullable=False),
+        pa.field("created_at", TS, nullable=False),
+    ]
+)
+
 META = pa.schema(
     [pa.field("key", pa.string(), nullable=False), pa.field("value", pa.string(), nullable=False)]
 )
@@ -131,6 +143,7 @@ TABLES: dict[str, tuple[pa.Schema, tuple[str, ...]]] = {
     "pairwise": (PAIRWISE, ("metric", "params_hash", "a", "b")),
     "prepared": (PREPARED, ("kind", "params_hash", "network_id")),
     "results": (RESULTS, ("metric", "params_hash", "group_key")),
+    "files": (FILES, ("path",)),
     "meta": (META, ("key",)),
     "schema_version": (SCHEMA_VERSION_TABLE, ()),
 }

@@ -7,6 +7,7 @@ import pytest
 
 from degeneracy.registry import ids
 from degeneracy.registry.errors import RegistryError
+from degeneracy.registry.store import Registry
 from degeneracy.registry.writer import stage
 from tests.cli.helpers import assert_user_error, run_cli
 from tests.factories import condition, make_records
@@ -50,6 +51,61 @@ def test_every_kind_of_damage_is_found_and_the_safe_repairs_lose_nothing(filled)
     assert (root / "quarantine" / "data/weights/task=flipflop/eorphan0000000000.parquet").exists()
     assert _count(filled, "networks") == 8  # the pending two are registered
     assert _count(filled, "weights") > weights_before
+
+
+def test_a_file_changed_after_writing_is_found_by_its_fingerprint(filled):
+    """Still valid Parquet, same schema, so reads succeed: only the recorded rows, size and
+    SHA-256 can tell that the file is not what was written."""
+    import pyarrow.parquet as pq
+
+    victim = sorted((filled.root / "data" / "weights").glob("task=*/*.parquet"))[0]
+    rel = victim.relative_to(filled.root).as_posix()
+    table = pq.read_table(victim)
+    pq.write_table(table.slice(0, table.num_rows - 1), victim)  # one row fewer
+    res = filled.check()
+    assert not res.ok and res.findings["changed"] == [f"{rel} (rows, bytes, sha256 differ)"]
+    values = table.column("values").to_pylist()
+    values[0] = [v + 1.0 for v in values[0]]  # same rows, other numbers
+    pq.write_table(
+        table.set_column(table.schema.get_field_index("values"), "values", [values]), victim
+    )
+    assert filled.check().findings["changed"][0].startswith(rel)
+    fixed = filled.check(repair=True, drop_missing=True)
+    assert fixed.ok, fixed.findings
+    assert _count(filled, "networks") == 3  # its ensemble is unregistered, the other stays
+
+
+def test_duplicate_rows_in_the_views_are_found(filled):
+    """An ensemble's files copied and registered a second time under another id (what a
+    hand-made registration could do): every row of those networks is in the views twice."""
+    import duckdb
+
+    from degeneracy.schema.catalog import create_views
+
+    con = duckdb.connect(str(filled.layout.catalog))
+    eid, *files = con.execute(
+        "SELECT ensemble_id, weights_file, trajectories_file, outputs_file, curves_file "
+        "FROM ensembles LIMIT 1"
+    ).fetchone()
+    copies = [f.replace(eid, "ecopy") for f in files]
+    for src, dst in zip(files, copies):
+        shutil.copy(filled.root / src, filled.root / dst)
+    con.execute(
+        "INSERT INTO ensembles SELECT 'ecopy', * EXCLUDE (ensemble_id, weights_file, "
+        "trajectories_file, outputs_file, curves_file), ?, ?, ?, ? FROM ensembles "
+        "WHERE ensemble_id = ?",
+        [*copies, eid],
+    )
+    create_views(con, str(filled.layout.data))
+    con.close()
+    res = Registry.open(filled.root).check()
+    assert not res.ok
+    assert [d.split(":")[0] for d in res.findings["duplicate"]] == [
+        "weights",
+        "trajectories",
+        "outputs",
+        "curves",
+    ]
 
 
 def test_a_missing_file_is_reported_and_dropped_only_when_asked(filled):
