@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +13,40 @@ DEFAULT_REGISTRY = "degeneracy-registry"
 ENV_VAR = "DEGENERACY_REGISTRY"
 CATALOG = "catalog.duckdb"
 PLACEHOLDER = "empty.parquet"
+
+
+def _host() -> str:
+    return socket.gethostname().replace(".", "-") or "host"
+
+
+def temp_path(path: Path) -> Path:
+    """Where an atomic write of `path` goes first: beside it, hidden, named after this host
+    and process, so a later writer can tell a dead process's leftover from a live write."""
+    return path.with_name(f".{path.name}.{_host()}.{os.getpid()}.tmp")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # someone else's process, or a platform without signal 0
+        return True
+    return True
+
+
+def stale_temps(root: Path) -> list[Path]:
+    """Temporary files under `root` left by a process of *this host* that is gone (a killed
+    write). Others' (another machine on a shared filesystem, or an older naming) are left for
+    `check --repair`."""
+    host, out = _host(), []
+    for p in root.rglob(".*.tmp"):
+        parts = p.name[: -len(".tmp")].rsplit(".", 2)
+        if len(parts) == 3 and parts[1] == host and parts[2].isdigit():
+            pid = int(parts[2])
+            if pid != os.getpid() and not _alive(pid):
+                out.append(p)
+    return sorted(out)
 
 
 def default_path() -> Path:

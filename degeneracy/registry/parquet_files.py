@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from degeneracy.registry.layout import temp_path
 from degeneracy.registry.records import NetworkRecord
 from degeneracy.schema.arrays import ARRAY_SCHEMAS
 
@@ -112,7 +113,7 @@ def build_table(
 def write_atomic(path: Path, schema: pa.Schema, tables: list[pa.Table]) -> None:
     """Write the row groups to a temp file beside `path`, then rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = temp_path(path)
     try:
         with pq.ParquetWriter(
             tmp, schema, use_byte_stream_split=_byte_stream_split(schema), **WRITE_OPTIONS

@@ -18,6 +18,7 @@ from degeneracy import __version__
 from degeneracy.registry import ids as idlib
 from degeneracy.registry.connection import open_catalog
 from degeneracy.registry.errors import PendingWrite, RegistryError
+from degeneracy.registry.layout import stale_temps, temp_path
 from degeneracy.registry.parquet_files import build_table, fingerprint, write_atomic
 from degeneracy.registry.records import Condition, NetworkRecord
 from degeneracy.registry.validate import validate_records
@@ -139,7 +140,7 @@ def stage(
         "rows": layout.relative(rows),
     }
     path = layout.pending_entry(eid)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = temp_path(path)
     tmp.write_text(json.dumps(entry, sort_keys=True))
     os.replace(tmp, path)
     return path
@@ -149,6 +150,8 @@ def register_pending(registry: Registry, timeout: float | None = None) -> list[s
     """Register every journal entry in `pending/` (oldest first), each in one transaction with
     the views rewritten to list the new files; returns the ensembles registered."""
     layout = registry.layout
+    for leftover in stale_temps(layout.root):  # a killed write's half file: nothing owns it
+        leftover.unlink(missing_ok=True)
     entries = sorted(layout.pending.glob("*.json"), key=lambda p: p.stat().st_mtime)
     if not entries:
         return []

@@ -1,6 +1,7 @@
 """`check`: every kind of damage is found, the safe repairs fix what they can, and nothing
 stored is lost on the way."""
 
+import os
 import shutil
 
 import pytest
@@ -154,3 +155,30 @@ def test_reading_a_missing_or_damaged_file_is_one_clear_error(filled):
     with pytest.raises(RegistryError, match="unreadable: .*check"):
         filled.load_weights(ids)
     assert filled.check().findings["unreadable"] == [weights.relative_to(filled.root).as_posix()]
+
+
+def test_a_writer_removes_temp_files_of_dead_processes_on_this_host_only(filled):
+    """What a write killed mid-file leaves; the next write clears it when its process is gone
+    on this host. A live process's file, or another host's (a shared filesystem), stays."""
+    import subprocess
+    import sys
+
+    from degeneracy.registry.layout import temp_path
+
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead_pid = int(done.stdout)
+    folder = filled.root / "data" / "weights" / "task=flipflop"
+    mine = temp_path(folder / "x.parquet")
+    dead = mine.with_name(mine.name.replace(f".{os.getpid()}.tmp", f".{dead_pid}.tmp"))
+    alive = mine.with_name(mine.name.replace(f".{os.getpid()}.tmp", f".{os.getppid()}.tmp"))
+    foreign = folder / f".x.parquet.otherhost.{dead_pid}.tmp"
+    for p in (dead, alive, foreign):
+        p.write_bytes(b"partial")
+    filled.write_ensemble(condition(complexity=7), make_records([0]))
+    assert not dead.exists() and alive.exists() and foreign.exists()
+    assert len(filled.check().findings["temp"]) == 2  # check still lists the rest
