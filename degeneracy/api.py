@@ -16,6 +16,7 @@ Progress: `progress(event, **info)` callbacks where work is long (events "start"
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,11 @@ def train_jobs(
     device = pick_device(device)
     sids = sweep if isinstance(sweep, list) else [sweep] * len(jobs)
     say = progress or (lambda *a, **k: None)
+    if registry.layout.pending.exists() and any(registry.layout.pending.glob("*.json")):
+        from degeneracy.registry.writer import register_pending
+
+        with suppress(RegistryError):  # still locked: they are registered by a later write
+            register_pending(registry)  # finished networks a locked catalog kept waiting
     todo = [(n, missing_seeds(registry, job.experiment, job.seeds)) for n, job in enumerate(jobs)]
     summaries = []
     for n, t in todo:
