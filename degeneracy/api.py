@@ -68,11 +68,12 @@ def train_jobs(
     `sweep`: the sweep id to register under, or one per job. `workers` > 1 trains that many
     ensembles at once in worker processes of `threads` torch threads each (default: the cores
     shared evenly). `progress("start"|"step"|"done", job=..., ...)` reports."""
-    from degeneracy.training.sweep import missing_seeds
+    from degeneracy.training.sweep import Job, check_seeds, missing_seeds
     from degeneracy.training.trainer import train_ensemble
 
     if workers < 1 or (threads is not None and threads < 1):
         raise RegistryError("workers and threads must be >= 1")
+    jobs = [Job(j.experiment, check_seeds(list(j.seeds))) for j in jobs]
     device = pick_device(device)
     sids = sweep if isinstance(sweep, list) else [sweep] * len(jobs)
     say = progress or (lambda *a, **k: None)
@@ -181,7 +182,7 @@ def train(
         task_params,
         train_settings,
     )
-    seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     done = train_jobs(registry, [Job(exp, seed_list)], device, progress=progress)
     return done[0] if done else None
 

@@ -23,11 +23,19 @@ __all__ = ["app", "main"]
 
 def main() -> None:
     """Console-script entry point."""
+    import typer
+
     try:
-        app(prog_name="degeneracy")
+        code = app(prog_name="degeneracy", standalone_mode=False)
+    except typer.TyperException as exc:  # bad arguments: one line, not the boxed usage text
+        ctx = getattr(exc, "ctx", None)  # usage errors name the command they belong to
+        hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        print(f"degeneracy: error: {exc.format_message()}{hint}", file=sys.stderr)
+        sys.exit(getattr(exc, "exit_code", 2))
     except RegistryError as exc:  # raised outside a command (e.g. in an option callback)
         print(f"degeneracy: error: {exc}", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:  # Ctrl-C outside a command body (start-up, teardown)
+    except (KeyboardInterrupt, typer.Abort):  # Ctrl-C outside a command body
         print("degeneracy: interrupted", file=sys.stderr)
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

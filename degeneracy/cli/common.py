@@ -46,6 +46,10 @@ def user_errors(fn):
         except KeyboardInterrupt:
             typer.echo("degeneracy: interrupted", err=True)
             raise typer.Exit(130) from None
+        except OSError as exc:  # a path the user gave: missing folder, no permission, ...
+            where = f": {exc.filename}" if exc.filename else ""
+            typer.echo(f"degeneracy: error: {exc.strerror or exc}{where}", err=True)
+            raise typer.Exit(2) from None
         except Exception as exc:
             # Ctrl-C while DuckDB is executing surfaces as its InterruptException
             if type(exc).__name__ == "InterruptException":

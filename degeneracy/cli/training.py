@@ -107,9 +107,9 @@ def train(
     ] = None,
     hidden: Annotated[int, typer.Option(help="Hidden units.")] = 64,
     seeds: Annotated[
-        int, typer.Option(help="Networks in the ensemble (seeds start..start+K-1).")
+        int, typer.Option(min=1, help="Networks in the ensemble (seeds start..start+K-1).")
     ] = 8,
-    seed_start: Annotated[int, typer.Option(help="First seed.")] = 0,
+    seed_start: Annotated[int, typer.Option(min=0, help="First seed.")] = 0,
     regime: Annotated[str, typer.Option(help="standard or mup.")] = "standard",
     gamma: Annotated[float, typer.Option(help="Feature-learning strength (mup).")] = 1.0,
     l1: Annotated[float, typer.Option(help="L1 penalty on the recurrent matrix.")] = 0.0,

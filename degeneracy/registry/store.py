@@ -389,9 +389,13 @@ class Registry:
         from degeneracy.registry.exchange import write_exchange
         from degeneracy.registry.reader import ensemble_tables
 
+        folder = Path(folder)
+        if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+            what = "a file" if not folder.is_dir() else "a folder that is not empty"
+            raise RegistryError(f"{folder} is {what}: export writes a new folder")
         condition, summaries, tables = ensemble_tables(self, ensemble_id)
-        write_exchange(Path(folder), condition, summaries, tables)
-        return Path(folder)
+        write_exchange(folder, condition, summaries, tables)
+        return folder
 
     # ---------------------------------------------------------------- summary
     def info(self) -> dict[str, Any]:

@@ -146,21 +146,33 @@ def stage(
     return path
 
 
+def _entries(layout) -> list[Path]:
+    """Journal entries, oldest first (an entry removed while listing is skipped)."""
+    out = []
+    for p in layout.pending.glob("*.json") if layout.pending.exists() else []:
+        with suppress(FileNotFoundError):
+            out.append((p.stat().st_mtime, p))
+    return [p for _, p in sorted(out)]
+
+
 def register_pending(registry: Registry, timeout: float | None = None) -> list[str]:
     """Register every journal entry in `pending/` (oldest first), each in one transaction with
     the views rewritten to list the new files; returns the ensembles registered."""
     layout = registry.layout
     for leftover in stale_temps(layout.root):  # a killed write's half file: nothing owns it
         leftover.unlink(missing_ok=True)
-    entries = sorted(layout.pending.glob("*.json"), key=lambda p: p.stat().st_mtime)
-    if not entries:
+    if not _entries(layout):
         return []
     kw = {} if timeout is None else {"timeout": timeout}
     con = open_catalog(layout.catalog, read_only=False, **kw)
     done = []
     try:
-        for path in entries:
-            entry = json.loads(path.read_text())
+        # listed again under the lock: another writer may have registered some meanwhile
+        for path in _entries(layout):
+            try:
+                entry = json.loads(path.read_text())
+            except FileNotFoundError:  # registered (and removed) by that writer just now
+                continue
             eid = entry["ensemble_id"]
             rows = layout.absolute(entry["rows"])
             con.execute("BEGIN TRANSACTION")

@@ -26,6 +26,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from degeneracy.registry.errors import RegistryError
 from degeneracy.registry.ids import digest, network_id
 from degeneracy.registry.validate import check_keys
@@ -134,6 +136,9 @@ def parse_spec(text: str, source: str = "spec") -> tuple[str, list[Job]]:
         if not isinstance(table, dict):
             raise RegistryError(f"{source}: [{section}] must be a table")
         axes += [(section, k, _as_list(v)) for k, v in table.items()]
+    empty = [key for _, key, values in axes if not values]
+    if empty:
+        raise RegistryError(f"{source}: {empty[0]} = [] gives no condition (list at least one)")
     jobs = []
     for combo in itertools.product(*(values for _, _, values in axes)):
         kw: dict[str, Any] = {"task_params": {}, "train": {}}
@@ -158,6 +163,15 @@ def parse_spec(text: str, source: str = "spec") -> tuple[str, list[Job]]:
 
 def sweep_id(text: str) -> str:
     return digest({"spec": text}, "s", 12)
+
+
+def check_seeds(seeds: list[int]) -> list[int]:
+    """Seeds are integers >= 0, at least one (numpy seeds only non-negative integers)."""
+    if not seeds or not all(
+        isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 0 for s in seeds
+    ):
+        raise RegistryError("seeds must be at least one integer >= 0")
+    return [int(s) for s in seeds]
 
 
 def missing_seeds(registry, exp: Experiment, seeds: list[int]) -> list[int]:

@@ -231,3 +231,44 @@ def test_a_query_stops_at_its_timeout_and_on_ctrl_c(filled):
     assert time.monotonic() - t1 < 30
     # the registry still answers
     assert run_cli("query", "SELECT 1 AS x", registry=filled.root).returncode == 0
+
+
+def _snapshot(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+BAD_INPUTS = [
+    (("train", "flipflop", "--seed-start", "-5"), "--seed-start"),
+    (("train", "flipflop", "--seeds", "0"), "--seeds"),
+    (("train", "flipflop", "--seeds", "-1"), "--seeds"),
+    (("train", "flipflop", "--hidden", "abc"), "--hidden"),
+    (("train", "flipflop", "--bogus", "1"), "No such option"),
+    (("train", "nonsense"), "unknown task"),
+    (("query",), "Missing argument"),
+    (("nonsense-command",), "No such command"),
+    (("query", "SELECT 1", "-o", "{tmp}/nowhere/x.csv"), "No such file or directory"),
+    (("report", "-o", "/proc/no/report"), "No such file or directory"),
+    (("export", "{eid}", "{tmp}/full"), "not empty"),
+    (("export", "{eid}", "{tmp}/a-file.csv"), "is a file"),
+    (("sweep", "{tmp}/empty-axis.toml"), "hidden = []"),
+    (("ingest", "{tmp}/not-an-exchange"), "no ensemble.json"),
+    (("check", "--drop-missing"), "--drop-missing needs --repair"),
+]
+
+
+@pytest.mark.parametrize(("args", "fragment"), BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
+def test_bad_input_is_one_line_exit_2_and_leaves_the_registry_as_it_was(
+    filled, tmp_path, args, fragment
+):
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("mine")
+    (tmp_path / "a-file.csv").write_text("mine")
+    (tmp_path / "empty-axis.toml").write_text('task = "flipflop"\nhidden = []\nseeds = 2\n')
+    (tmp_path / "not-an-exchange").mkdir()
+    eid = filled.sql("SELECT min(ensemble_id) AS e FROM ensembles")["e"][0]
+    before = _snapshot(filled.root)
+    args = [a.format(tmp=tmp_path, eid=eid) for a in args]
+    assert_user_error(run_cli(*args, registry=filled.root), fragment)
+    assert _snapshot(filled.root) == before
+    assert (tmp_path / "full" / "keep.txt").read_text() == "mine"
+    assert (tmp_path / "a-file.csv").read_text() == "mine"

@@ -182,3 +182,18 @@ def test_a_writer_removes_temp_files_of_dead_processes_on_this_host_only(filled)
     filled.write_ensemble(condition(complexity=7), make_records([0]))
     assert not dead.exists() and alive.exists() and foreign.exists()
     assert len(filled.check().findings["temp"]) == 2  # check still lists the rest
+
+
+def test_an_entry_another_writer_registered_meanwhile_is_skipped(filled, monkeypatch):
+    """Two writers list pending/ at once; the first registers and removes an entry while the
+    second waits for the lock. The second must skip it (it crashed with FileNotFoundError in
+    4-writer runs), not fail its own write."""
+    from degeneracy.registry import writer
+
+    cond, recs = condition(complexity=4), make_records([0, 1])
+    nid = {r.seed: ids.network_id(cond.to_dict(), r.seed) for r in recs}
+    entry = stage(filled, cond, recs, nid, ids.ensemble_id(cond.to_dict(), [0, 1]), None, "x")
+    ghost = entry.with_name("egone00000000000.json")  # listed, then removed by the other
+    monkeypatch.setattr(writer, "_entries", lambda layout: [ghost, entry])
+    assert writer.register_pending(filled) == [entry.stem]
+    assert _count(filled, "networks") == 8

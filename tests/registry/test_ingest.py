@@ -173,7 +173,7 @@ def _bad_inputs(tmp_path, filled):
 
 def test_bad_inputs_exit_2_with_one_line_and_change_nothing(filled, tmp_path):
     cases = _bad_inputs(tmp_path, filled)
-    good, _ = _export(filled, tmp_path)
+    good, _ = _export(filled, tmp_path / "good")  # export writes a new folder only
     before = snapshot(filled.root)
     for name, (path, fragment) in cases.items():
         # a bad input next to a good one: nothing at all is written
