@@ -90,15 +90,27 @@ def train_jobs(
     todo = [(n, t) for n, t in todo if t]
     kept: list[str] = []
 
-    def write(exp, records, sid):
-        """Register; if the catalog stays locked, keep going (the networks wait in pending/)."""
-        from degeneracy.registry.errors import PendingWrite
+    def checkpoint(exp, seeds):
+        from degeneracy.registry.ids import ensemble_id
+        from degeneracy.training import checkpoint as ckpt
 
+        eid = ensemble_id(exp.condition().to_dict(), list(seeds))
+        return ckpt.Checkpointing(registry.layout.checkpoint(eid), eid, ckpt.EVERY_S)
+
+    def write(exp, records, sid):
+        """Register; if the catalog stays locked, keep going (the networks wait in pending/).
+        Either way the ensemble is on disk: its checkpoint goes."""
+        from degeneracy.registry.errors import PendingWrite
+        from degeneracy.training.checkpoint import remove
+
+        done = checkpoint(exp, [r.seed for r in records]).path
         try:
-            return registry.write_ensemble(exp.condition(), records, sweep_id=sid)
+            summary = registry.write_ensemble(exp.condition(), records, sweep_id=sid)
         except PendingWrite as exc:
             kept.append(str(exc))
-            return None
+            summary = None
+        remove(done)
+        return summary
 
     def finish():
         if kept:  # one more try now that the other jobs are done
@@ -120,7 +132,8 @@ def train_jobs(
         for n, t in todo:
             say("start", job=jobs[n], seeds=t, workers=workers, threads=per)
         work = [(jobs[n].experiment, t) for n, t in todo]
-        for k, records in train_many(work, workers, per, device):
+        cps = [checkpoint(e, t) for e, t in work]
+        for k, records in train_many(work, workers, per, device, cps):
             n = todo[k][0]
             summary = write(jobs[n].experiment, records, sids[n])
             summaries.append(summary)
@@ -138,7 +151,13 @@ def train_jobs(
         def step(s, active, loss, job=job, k=k):
             say("step", job=job, step=s, active=active, loss=loss, seeds=k)
 
-        records = train_ensemble(job.experiment, t, device=device, progress=step)
+        records = train_ensemble(
+            job.experiment,
+            t,
+            device=device,
+            progress=step,
+            checkpoint=checkpoint(job.experiment, t),
+        )
         summary = write(job.experiment, records, sids[n])
         summaries.append(summary)
         say("done", job=job, summary=summary)

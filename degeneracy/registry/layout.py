@@ -89,6 +89,10 @@ class Layout:
         self.pending.mkdir(exist_ok=True)
         return self.pending / f"{ensemble_id}.networks.parquet"
 
+    def checkpoint(self, ensemble_id: str) -> Path:
+        """Where an ensemble in training keeps its resumable state (removed once stored)."""
+        return self.root / "checkpoints" / f"{ensemble_id}.pt"
+
     def relative(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()
 

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from multiprocessing import get_context
 
+from degeneracy.training.checkpoint import Checkpointing
 from degeneracy.training.trainer import Experiment, NetworkRecord, train_ensemble
 
 
@@ -30,8 +31,10 @@ def _init(threads: int) -> None:
     torch.set_num_interop_threads(1)
 
 
-def _train(exp: Experiment, seeds: list[int], device: str) -> list[NetworkRecord]:
-    return train_ensemble(exp, seeds, device=device)
+def _train(
+    exp: Experiment, seeds: list[int], device: str, checkpoint: Checkpointing | None = None
+) -> list[NetworkRecord]:
+    return train_ensemble(exp, seeds, device=device, checkpoint=checkpoint)
 
 
 def train_many(
@@ -39,6 +42,7 @@ def train_many(
     workers: int,
     threads: int,
     device: str = "cpu",
+    checkpoints: list[Checkpointing | None] | None = None,
 ) -> Iterator[tuple[int, list[NetworkRecord]]]:
     """(index into `work`, records) for each ensemble, in the order they finish.
 
@@ -53,7 +57,8 @@ def train_many(
         while todo or running:
             while todo and len(running) < workers:
                 i, (exp, seeds) = todo.pop(0)
-                running[pool.submit(_train, exp, seeds, device)] = i
+                cp = checkpoints[i] if checkpoints else None
+                running[pool.submit(_train, exp, seeds, device, cp)] = i
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for fut in done:
                 i = running.pop(fut)

@@ -4,6 +4,7 @@ stream, Adam state, learning-rate schedule and early stop (DESIGN.md, "Training"
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,8 @@ import torch
 from degeneracy.registry.records import Condition, NetworkRecord
 from degeneracy.schema.kinds import REPLICA_PROBE
 from degeneracy.tasks.base import Batch, Task
+from degeneracy.training import checkpoint as ckpt
+from degeneracy.training.checkpoint import Checkpointing
 from degeneracy.training.loss import masked_mse
 from degeneracy.training.model import ModelSpec, effective, forward, init_params, to_numpy
 from degeneracy.training.optim import StackedAdam, StackedPlateau
@@ -137,6 +140,7 @@ def train_ensemble(
     device: str = "cpu",
     progress: ProgressFn | None = None,
     on_check: Callable[[int, dict[str, torch.Tensor], torch.Tensor], None] | None = None,
+    checkpoint: Checkpointing | None = None,
 ) -> list[NetworkRecord]:
     """Train `seeds` of `exp` together; return one record per seed (trained or not).
 
@@ -146,6 +150,8 @@ def train_ensemble(
     it never changes again). `train_loss` records the last epoch mean the rule read.
 
     `on_check(step, params, active)` is called after every check (for inspection in tests).
+    With `checkpoint`, the state is saved at epoch ends every `checkpoint.every` seconds and a
+    saved state of the same ensemble is resumed (`training.checkpoint`).
     """
     cfg, spec, task = exp.train, exp.model, exp.task
     k = len(seeds)
@@ -163,7 +169,30 @@ def train_ensemble(
     workspace = Workspace()
     running = torch.zeros(k, dtype=torch.float64, device=device)
     n_running = 0
-    for step in range(1, cfg.max_steps + 1):
+    first = 1
+    saved = ckpt.load(checkpoint, device) if checkpoint is not None else None
+    if saved is not None:  # resume: every piece of state, in place (the optimisers hold them)
+        with torch.no_grad():
+            for n, p in params.items():
+                p.copy_(saved["params"][n])
+                adam.m[n].copy_(saved["adam_m"][n])
+                adam.v[n].copy_(saved["adam_v"][n])
+            for dst, name in (
+                (adam.t, "adam_t"),
+                (lr, "lr"),
+                (plateau.best, "best"),
+                (plateau.bad, "bad"),
+                (active, "active"),
+                (under, "under"),
+            ):
+                dst.copy_(saved[name])
+        for r, st in zip(rngs, saved["rngs"]):
+            r.bit_generator.state = st
+        stopped_at, converged = list(saved["stopped_at"]), list(saved["converged"])
+        curves = [[tuple(p) for p in c] for c in saved["curves"]]
+        first = int(saved["step"]) + 1
+    last_save = time.monotonic()
+    for step in range(first, cfg.max_steps + 1):
         idx = active.nonzero().flatten()
         if idx.numel() == 0:
             break
@@ -196,6 +225,27 @@ def train_ensemble(
             active[done] = False
             running.zero_()
             n_running = 0
+            if checkpoint is not None and time.monotonic() - last_save >= checkpoint.every:
+                ckpt.save(
+                    checkpoint,
+                    {
+                        "step": step,
+                        "params": params,
+                        "adam_m": adam.m,
+                        "adam_v": adam.v,
+                        "adam_t": adam.t,
+                        "lr": lr,
+                        "best": plateau.best,
+                        "bad": plateau.bad,
+                        "active": active,
+                        "under": under,
+                        "rngs": [r.bit_generator.state for r in rngs],
+                        "stopped_at": stopped_at,
+                        "converged": converged,
+                        "curves": [[list(p) for p in c] for c in curves],
+                    },
+                )
+                last_save = time.monotonic()
             if progress is not None:
                 progress(step, int(active.sum()), float(mean[idx].median()))
             if on_check is not None:

@@ -373,3 +373,60 @@ def test_every_network_records_what_trained_it(registry):
     got = json.loads(registry.sql("SELECT provenance FROM networks")["provenance"][0])
     assert got["device"] == "cpu" and got["torch"] == torch.__version__
     assert {"degeneracy", "git", "duckdb", "numpy", "python", "torch_threads"} <= set(got)
+
+
+def test_a_run_resumed_from_its_checkpoint_ends_bit_identical(tmp_path):
+    """Interrupted mid-run (after a checkpoint), then resumed: the networks, curves and stop
+    steps equal an uninterrupted run's exactly, and the resumed run starts where it stopped."""
+    from degeneracy.training.checkpoint import Checkpointing
+
+    exp = _exp(max_steps=80, threshold=0.2, stop_epochs=2, plateau_patience=1)
+    whole = train_ensemble(exp, [0, 1, 2])
+    cp = Checkpointing(tmp_path / "e.pt", "ekey", every=0.0)  # save at every epoch end
+
+    def stop_at_40(step, params, active):
+        if step == 40:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_ensemble(exp, [0, 1, 2], on_check=stop_at_40, checkpoint=cp)
+    assert cp.path.exists()
+    steps = []
+    again = train_ensemble(exp, [0, 1, 2], on_check=lambda s, p, a: steps.append(s), checkpoint=cp)
+    assert steps[0] == 50  # the first epoch end after the saved one
+    for a, b in zip(whole, again):
+        assert a.steps == b.steps and a.converged == b.converged
+        for name in a.weights_final:
+            assert np.array_equal(a.weights_final[name], b.weights_final[name])
+        assert np.array_equal(a.curve["loss"], b.curve["loss"])
+        assert np.array_equal(a.curve["lr"], b.curve["lr"])
+    # another ensemble's checkpoint at the same path is ignored: training starts over
+    other = Checkpointing(cp.path, "eother", every=1e9)
+    steps.clear()
+    train_ensemble(exp, [0, 1, 2], on_check=lambda s, p, a: steps.append(s), checkpoint=other)
+    assert steps[0] == 10
+
+
+def test_an_interrupted_train_resumes_from_the_registrys_checkpoint(registry, monkeypatch):
+    from degeneracy import api
+    from degeneracy.training import checkpoint
+    from degeneracy.training.sweep import Job
+
+    monkeypatch.setattr(checkpoint, "EVERY_S", 0.0)
+    job = Job(_exp(max_steps=60), [0, 1])
+    seen = []
+
+    def interrupt(event, step=None, **kw):
+        if event == "step":
+            seen.append(step)
+            if step == 30:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        api.train_jobs(registry, [job], "cpu", progress=interrupt)
+    assert len(list((registry.root / "checkpoints").glob("*.pt"))) == 1
+    seen.clear()
+    api.train_jobs(registry, [job], "cpu", progress=lambda e, step=None, **k: seen.append(step))
+    assert [s for s in seen if s is not None][0] == 40  # resumed after step 30, not from 0
+    assert list((registry.root / "checkpoints").glob("*.pt")) == []  # stored: checkpoint gone
+    assert registry.sql("SELECT count(*) AS n FROM networks")["n"][0] == 2
