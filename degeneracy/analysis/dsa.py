@@ -379,7 +379,7 @@ def _solve(a, b, c0, params: DSAParams, device: str | None):
 
 
 def normalize(ops: np.ndarray) -> torch.Tensor:
-    t = torch.as_tensor(np.asarray(ops), dtype=torch.float64)
+    t = torch.as_tensor(np.ascontiguousarray(ops), dtype=torch.float64)
     return t / torch.linalg.matrix_norm(t).clamp(min=1e-300)[..., None, None]
 
 
@@ -413,8 +413,8 @@ def align_pairs(
 def score(a_ops: np.ndarray, b_ops: np.ndarray, al: Alignment, kind: str) -> np.ndarray:
     if kind == "angular":
         return np.arccos(np.clip(al.g, -1.0, 1.0))
-    a = torch.as_tensor(np.asarray(a_ops), dtype=torch.float64)
-    b = torch.as_tensor(np.asarray(b_ops), dtype=torch.float64)
+    a = torch.as_tensor(np.ascontiguousarray(a_ops), dtype=torch.float64)
+    b = torch.as_tensor(np.ascontiguousarray(b_ops), dtype=torch.float64)
     c = torch.as_tensor(al.c)
     diff = a - c @ b @ c.transpose(-1, -2)
     return torch.linalg.matrix_norm(diff).numpy()
