@@ -246,8 +246,14 @@ def sweep(
     source = source or found
     name, jobs = parse_spec(text, source)
     sid = sweep_id(text)
-    registry.add_sweep(sid, name, text)
+    try:  # a reader holding the catalog must not keep the sweep from training
+        registry.add_sweep(sid, name, text, timeout=5.0)
+        recorded = True
+    except RegistryError:
+        recorded = False
     summaries = train_jobs(registry, jobs, device, sid, workers, threads, progress)
+    if not recorded:  # the networks are stored (or wait in pending/); now the sweep's record
+        registry.add_sweep(sid, name, text)
     return SweepResult(name, sid, jobs, summaries)
 
 

@@ -233,11 +233,12 @@ class Registry:
             con.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[Any]:
+    def transaction(self, timeout: float | None = None) -> Iterator[Any]:
         """A read-write connection inside one transaction: committed when the block ends,
         rolled back on any error (Ctrl-C included), closed either way. Keep blocks short:
-        while it is open every other process waits."""
-        con = open_catalog(self.layout.catalog, read_only=False)
+        while it is open every other process waits. `timeout`: how long to wait for the
+        lock (default `connection.LOCK_TIMEOUT_S`)."""
+        con = open_catalog(self.layout.catalog, read_only=False, timeout=timeout)
         try:
             con.execute("BEGIN TRANSACTION")
             try:
@@ -324,9 +325,9 @@ class Registry:
 
         return check.repair(self, drop_missing) if repair else check.check(self)
 
-    def add_sweep(self, sweep_id: str, name: str, spec: str) -> None:
+    def add_sweep(self, sweep_id: str, name: str, spec: str, timeout: float | None = None) -> None:
         """Record a sweep (idempotent: the id is a hash of its spec text)."""
-        with self.transaction() as con:
+        with self.transaction(timeout) as con:
             con.execute(
                 "INSERT OR IGNORE INTO sweeps VALUES (?, ?, ?, now()::TIMESTAMP)",
                 [sweep_id, name, spec],

@@ -433,22 +433,24 @@ def test_a_plain_client_never_reads_the_originals_files_from_a_copy(filled, tmp_
 
 
 def test_a_sweep_keeps_training_while_a_reader_holds_the_catalog(registry, monkeypatch):
-    """Every ensemble of the sweep is trained and kept; the sweep ends with one clear error
-    naming pending/, and `check --repair` registers them all once the reader is gone."""
+    """The reader is there before the sweep starts (it cannot even record the sweep) and
+    stays to the end: every ensemble is still trained and kept, the sweep ends with one clear
+    error naming pending/, and a rerun once the reader is gone registers them all and trains
+    nothing."""
     from degeneracy import api
     from degeneracy.registry import connection
-    from degeneracy.training.sweep import parse_spec
 
-    _, jobs = parse_spec(
+    spec = (
         'task = "flipflop"\nhidden = 8\nseeds = 2\ncomplexity = [1, 2]\n'
         "[train]\nmax_epochs = 1\nsteps_per_epoch = 2\n"
     )
     with _reader_holding(registry):
         monkeypatch.setattr(connection, "LOCK_TIMEOUT_S", 0.3)
         with pytest.raises(RegistryError, match="2 trained ensemble"):
-            api.train_jobs(registry, jobs, "cpu")
+            api.sweep(registry, spec, "cpu")
     assert len(list((registry.root / "pending").glob("*.json"))) == 2
-    # rerun once the reader is gone: the kept ensembles are registered, none is retrained
-    assert api.train_jobs(registry, jobs, "cpu") == []
+    again = api.sweep(registry, spec, "cpu")
+    assert again.summaries == [] and again.trained == 0
     assert registry.check().ok
     assert registry.sql("SELECT count(*) AS n FROM networks")["n"][0] == 4
+    assert registry.sql("SELECT count(*) AS n FROM sweeps")["n"][0] == 1
