@@ -167,7 +167,13 @@ def cell_levels(registry, pc) -> list[Level]:
     return sorted(out, key=lambda lv: lv.value)
 
 
-RULES = ("share", "fixed")  # the share rule first: it is the one the question turns on
+#: (rank rule, DSA fit). The share rule first: it is the one the question turns on. The
+#: reference fit works in whitened (unit-norm) coordinates, so at a rank past a simple
+#: network's dimensionality its operator is mostly fitted to near-empty directions; the same
+#: rank under the variance-weighted fit ("centred", principal scores) tells whether a direction
+#: found at the share rank survives weighting each direction by the variance it carries.
+RULES = ("share", "share_centred", "fixed")
+FITS = {"share": "reference", "share_centred": "centred", "fixed": "reference"}
 
 
 def units(trials: list[int]) -> list[tuple[int, str]]:
@@ -218,9 +224,10 @@ def settle_cell(
         for lv in levels
     }
     ranks = {"fixed": fixed, "share": share_rank(curves, share, cap)}
+    ranks["share_centred"] = ranks["share"]
     for t, rule in todo:
         r = ranks[rule]
-        params = DSAParams(n_delays=n_delays, rank=r)
+        params = DSAParams(n_delays=n_delays, rank=r, fit=FITS[rule])
         if say:
             say(f"{pc.cell.name}: DSA at {t} trials, rank {r} ({rule})")
         rows, group = [], []
@@ -232,7 +239,7 @@ def settle_cell(
                 "trials": t,
                 "rank_rule": rule,
                 "rank": r,
-                "capped": rule == "share" and r == cap,
+                "capped": rule != "fixed" and r == cap,
                 "level": lv.value,
                 "n": len(lv.ids),
                 "dsa": mean,
@@ -325,8 +332,10 @@ def summary(rows: list[dict], verdicts: list[dict], study: Study) -> str:
         "probe sets each: one for the pairs, both for the noise floor), DSA with the reference "
         "fit, the task's delays, at the task's fixed rank and at the smallest rank where the "
         f"median network of every level keeps {study.share:.0%} of its delay embedding's "
-        f"variance (cap {study.cap}, marked). Verdict: the difference between the lowest and "
-        "highest level must exceed 2 SE and the larger floor. Converged networks only.",
+        f"variance (cap {study.cap}, marked); at that rank also with the variance-weighted "
+        "(centred) fit, which weights each direction by the variance it carries. Verdict: the "
+        "difference between the lowest and highest level must exceed 2 SE and the larger "
+        "floor. Converged networks only.",
         "",
         "| cell | trials | rank | levels: distance ± SE (floor) | difference | 2 SE | floor "
         "| verdict | paper |",

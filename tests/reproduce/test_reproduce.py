@@ -153,7 +153,7 @@ def test_tiny_scale_end_to_end_and_resumable(tmp_path):
     # from their weights: it must give the analysis' own dynamics numbers (stored trajectories)
     study = _read(out / "settle.csv")
     assert {(r["trials"], r["rank_rule"]) for r in study} == {
-        (t, rule) for t in ("32", "64") for rule in ("fixed", "share")
+        (t, rule) for t in ("32", "64") for rule in ("fixed", "share", "share_centred")
     }
     mine = {r["level"]: r for r in levels if r["cell"] == "flipflop_complexity"}
     for r in study:
@@ -161,7 +161,7 @@ def test_tiny_scale_end_to_end_and_resumable(tmp_path):
             want = mine[r["level"]]
             assert float(r["dsa"]) == pytest.approx(float(want["dynamics"]), rel=1e-6)
             assert float(r["dsa_floor"]) == pytest.approx(float(want["dynamics_floor"]), rel=1e-6)
-    assert len(_read(out / "settle_verdicts.csv")) == 4
+    assert len(_read(out / "settle_verdicts.csv")) == 6
     assert "flipflop_complexity" in (out / "settle.md").read_text()
     assert "0 to train" in again.stdout
     after = run_cli("query", "SELECT count(*) AS n FROM networks", "--format", "csv", registry=reg)

@@ -59,12 +59,7 @@ def test_share_rank_is_the_first_rank_where_every_levels_median_keeps_the_share(
 
 def test_the_stored_probe_size_runs_last_within_each_rule():
     assert settle.units([8, 32, 128]) == [
-        (32, "share"),
-        (128, "share"),
-        (8, "share"),
-        (32, "fixed"),
-        (128, "fixed"),
-        (8, "fixed"),
+        (t, rule) for rule in ("share", "share_centred", "fixed") for t in (32, 128, 8)
     ]
 
 
