@@ -167,11 +167,13 @@ def cell_levels(registry, pc) -> list[Level]:
     return sorted(out, key=lambda lv: lv.value)
 
 
-#: (rank rule, DSA fit). The share rule first: it is the one the question turns on. The
-#: reference fit works in whitened (unit-norm) coordinates, so at a rank past a simple
-#: network's dimensionality its operator is mostly fitted to near-empty directions; the same
-#: rank under the variance-weighted fit ("centred", principal scores) tells whether a direction
-#: found at the share rank survives weighting each direction by the variance it carries.
+#: (rank rule, DSA fit). The share rule first: it is the one the question turns on. At the
+#: share rank the study also runs DSA's other fit convention ("centred": principal scores
+#: about the mean instead of the reference's uncentred unit-norm coordinates), so a direction
+#: that depends on the convention shows it. Neither convention down-weights a direction that
+#: carries little variance: an operator's self-dynamics do not depend on the coordinates'
+#: scale, so at a rank past a simple network's dimensionality both fit its near-empty
+#: directions too.
 RULES = ("share", "share_centred", "fixed")
 FITS = {"share": "reference", "share_centred": "centred", "fixed": "reference"}
 
@@ -332,8 +334,8 @@ def summary(rows: list[dict], verdicts: list[dict], study: Study) -> str:
         "probe sets each: one for the pairs, both for the noise floor), DSA with the reference "
         "fit, the task's delays, at the task's fixed rank and at the smallest rank where the "
         f"median network of every level keeps {study.share:.0%} of its delay embedding's "
-        f"variance (cap {study.cap}, marked); at that rank also with the variance-weighted "
-        "(centred) fit, which weights each direction by the variance it carries. Verdict: the "
+        f"variance (cap {study.cap}, marked); at that rank also under DSA's other fit "
+        "convention (centred principal scores). Verdict: the "
         "difference between the lowest and highest level must exceed 2 SE and the larger "
         "floor. Converged networks only.",
         "",
