@@ -28,8 +28,13 @@ Progress = Callable[..., None]
 
 
 def open(path: str | Path | None = None, create: bool = False) -> Registry:  # noqa: A001
-    """The registry at `path` (default $DEGENERACY_REGISTRY or ./degeneracy-registry)."""
-    return Registry.open(path, create=create)
+    """The registry at `path` (default $DEGENERACY_REGISTRY or ./degeneracy-registry), its
+    queries with the metric SQL functions (`dsa_distance`, `mean_pairwise`, ...)."""
+    from degeneracy.analysis.udfs import register
+
+    reg = Registry.open(path, create=create)
+    reg.sql_functions = register
+    return reg
 
 
 def pick_device(device: str = "auto") -> str:

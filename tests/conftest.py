@@ -6,7 +6,12 @@ from tests.factories import condition, make_records
 
 @pytest.fixture
 def registry(tmp_path):
-    return Registry.create(tmp_path / "reg")
+    """A new registry opened as users open one (`degeneracy.open`: with the metric SQL
+    functions)."""
+    from degeneracy import api
+
+    Registry.create(tmp_path / "reg")
+    return api.open(tmp_path / "reg")
 
 
 @pytest.fixture

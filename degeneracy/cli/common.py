@@ -62,9 +62,9 @@ def user_errors(fn):
 
 def open_registry(registry: Path | None = None, create: bool = False):
     """The registry named on the command, else the global --registry / $DEGENERACY_REGISTRY."""
-    from degeneracy.registry.store import Registry
+    from degeneracy.api import open as open_api
 
-    return Registry.open(registry if registry is not None else state.registry, create=create)
+    return open_api(registry if registry is not None else state.registry, create=create)
 
 
 def say(text: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -88,6 +88,12 @@ def _creatable(root: Path) -> bool:
 
 
 class Registry:
+    #: adds SQL functions to each query's connection: `hook(con, registry)` returns an object
+    #: whose `flush()` runs once the query is closed (to store what the functions computed), or
+    #: None. Handed in by the layer above (`degeneracy.open` and the CLI install the metric
+    #: functions of `analysis.udfs`): the storage layer knows no metric.
+    sql_functions: Callable[[Any, Registry], Any] | None = None
+
     """A registry folder: `catalog.duckdb` plus `data/<kind>/task=<task>/<ensemble>.parquet`.
 
     Connections are short-lived (DuckDB admits one writer process at a time), so a Registry
@@ -253,17 +259,16 @@ class Registry:
 
     @contextmanager
     def read_query(self, query: str, params: Sequence[Any] | None = None) -> Iterator[Any]:
-        """A DuckDB relation for one read-only query, on a confined connection with the
-        metric SQL functions (`mean_pairwise`, `dsa_distance`, ...) registered.
+        """A DuckDB relation for one read-only query, on a confined connection with the SQL
+        functions `sql_functions` adds (the metrics', `mean_pairwise`, `dsa_distance`, ...,
+        when the registry was opened through `degeneracy.open` or the CLI).
 
         Any DuckDB error inside the block (bad SQL, a failing cast) becomes a RegistryError.
         Distances the query computed are written to the pairwise cache after it closes.
         """
-        from degeneracy.analysis.udfs import register
-
         with self.connect(read_only=True, confined=True) as con:
             check_read_query(con, query)
-            cache = register(con, self)
+            extra = self.sql_functions(con, self) if self.sql_functions is not None else None
             self._shared = con
             try:
                 yield con.sql(query, params=params)
@@ -271,7 +276,8 @@ class Registry:
                 raise RegistryError(damage_message(exc, "query failed")) from exc
             finally:
                 self._shared = None
-        cache.flush()  # pairs computed by the query's SQL functions, now that it is closed
+        if extra is not None:  # e.g. pairs the metric functions computed, now it is closed
+            extra.flush()
 
     def fetch(
         self,

@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pytest
 
+from degeneracy import api
 from degeneracy.analysis import metrics
 from degeneracy.registry.errors import RegistryError
 from tests.cli.helpers import assert_user_error, run_cli
@@ -106,7 +107,6 @@ def test_new_networks_cost_dsa_only_the_alignments_of_new_pairs(registry, monkey
 
 def test_dsa_operators_are_fitted_once_and_kept_across_processes(registry, monkeypatch):
     from degeneracy.analysis import dsa
-    from degeneracy.registry.store import Registry
 
     fits = []
     real = dsa.fit_operator
@@ -121,7 +121,7 @@ def test_dsa_operators_are_fitted_once_and_kept_across_processes(registry, monke
     assert len(fits) == 7
     assert reg.sql("SELECT count(*) AS n FROM prepared")["n"][0] == 7
     # a new Registry object has an empty in-memory cache, like a new process
-    again = Registry.open(reg.root)
+    again = api.open(reg.root)
     tighter = json.dumps({**json.loads(DSA), "tol": 1e-10})  # new pairs, same operators
     again.sql(f"SELECT mean_pairwise('dsa', list(network_id), '{tighter}') FROM networks")
     again.sql(f"SELECT mean_pairwise('dsa_wasserstein', list(network_id), '{DSA}') FROM networks")

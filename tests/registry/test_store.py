@@ -3,6 +3,7 @@ import shutil
 import subprocess
 import sys
 from contextlib import contextmanager
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -454,3 +455,30 @@ def test_a_sweep_keeps_training_while_a_reader_holds_the_catalog(registry, monke
     assert registry.check().ok
     assert registry.sql("SELECT count(*) AS n FROM networks")["n"][0] == 4
     assert registry.sql("SELECT count(*) AS n FROM sweeps")["n"][0] == 1
+
+
+def test_the_storage_layer_imports_no_analysis():
+    """Layering: registry and schema never import the analysis layer (the metric SQL functions
+    are handed to query connections by `degeneracy.open`)."""
+    import ast
+
+    root = Path(__file__).resolve().parents[2] / "degeneracy"
+    for folder in ("registry", "schema"):
+        for path in (root / folder).glob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = []
+                if isinstance(node, ast.ImportFrom) and node.module:
+                    names = [node.module]
+                elif isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                assert not any(n.startswith("degeneracy.analysis") for n in names), path
+
+
+def test_a_bare_registry_has_no_metric_functions_and_degeneracy_open_adds_them(filled):
+    from degeneracy import api
+
+    bare = Registry.open(filled.root)
+    with pytest.raises(RegistryError):
+        bare.sql("SELECT dsa_distance('a', 'b') AS d")
+    got = api.open(filled.root).sql("SELECT pif_distance(NULL, NULL) AS d")
+    assert got["d"][0] is None
