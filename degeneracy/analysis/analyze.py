@@ -61,32 +61,39 @@ def groups(registry, group_by: list[str], where: str | None, converged_only: boo
 
 
 def _feature_learning(registry, ids: list[str], with_kernel: bool) -> dict[str, tuple]:
-    from degeneracy.analysis.feature_learning import kernel_alignment, ntk, weight_change
+    from degeneracy.analysis.feature_learning import weight_change
 
     w_t = registry.load_weights(ids, "W_h", "final")
     w_0 = registry.load_weights(ids, "W_h", "init")
-    rel = np.array([weight_change(a, b)[1] for a, b in zip(w_t, w_0)])
+    rel = np.array([weight_change(a, b)[1] for a, b in zip(w_t, w_0)])  # one stacked read
     out = {"weight_change": _mean_se(rel)}
     if with_kernel:
-        kas = [
-            ka
-            for ka in (_kernel_alignment(registry, i, ntk, kernel_alignment) for i in ids)
-            if ka is not None
-        ]
+        kas = [ka for ka in (network_kernel_alignment(registry, i) for i in ids) if ka is not None]
         out["kernel_alignment"] = _mean_se(np.array(kas)) if kas else (None, None)
     return out
 
 
-def _kernel_alignment(registry, nid, ntk, kernel_alignment, trials: int = 4, steps: int = 50):
+def network_weight_change(registry, nid: str) -> float:
+    """‖W_T − W_0‖_F / ‖W_0‖_F of one network's recurrent matrix."""
+    from degeneracy.analysis.feature_learning import weight_change
+
+    w_t = registry.load_weights([nid], "W_h", "final")[0]
+    w_0 = registry.load_weights([nid], "W_h", "init")[0]
+    return weight_change(w_t, w_0)[1]
+
+
+def network_kernel_alignment(registry, nid: str, trials: int = 4, steps: int = 50):
     """KA between the NTKs at init and at the end, on the first `steps` steps of `trials` probe
     trials; None for networks whose task settings are unknown (e.g. ingested state_dicts)."""
+    from degeneracy.analysis.feature_learning import kernel_alignment, ntk
     from degeneracy.tasks import TaskError, make_task
     from degeneracy.training.model import PARAM_NAMES, ModelSpec
 
-    with registry.read_query(
-        "SELECT task, hidden_size, regime, gamma, factors FROM networks WHERE network_id = ?", [nid]
-    ) as rel:
-        task_name, hidden, regime, gamma, factors = rel.fetchall()[0]
+    with registry.connect() as con:  # a plain read (also inside a query's SQL function)
+        task_name, hidden, regime, gamma, factors = con.execute(
+            "SELECT task, hidden_size, regime, gamma, factors FROM networks WHERE network_id = ?",
+            [nid],
+        ).fetchall()[0]
     factors = json.loads(factors)
     if "task_params" not in factors:
         return None

@@ -10,8 +10,6 @@ with respect to those, as training saw them.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
@@ -21,19 +19,18 @@ from degeneracy.training.model import ModelSpec, forward_autograd
 def weight_change(w_final: np.ndarray, w_init: np.ndarray) -> tuple[float, float]:
     """(‖W_T − W_0‖_F, ‖W_T − W_0‖_F / ‖W_0‖_F)."""
     diff = float(np.linalg.norm(np.asarray(w_final, np.float64) - np.asarray(w_init, np.float64)))
-    base = float(np.linalg.norm(w_init))
+    base = float(np.linalg.norm(np.asarray(w_init, np.float64)))
     return diff, diff / base if base > 0 else float("nan")
 
 
 def raw_params(spec: ModelSpec, effective: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-    """The trained parameters (leading K = 1 axis) from the stored effective weights."""
-    out = {
+    """The trained parameters (leading K = 1 axis, float64) from the stored effective weights."""
+    from degeneracy.training.model import raw
+
+    eff = {
         n: torch.as_tensor(np.asarray(v), dtype=torch.float64)[None] for n, v in effective.items()
     }
-    if spec.regime == "mup":
-        out["W_h"] = out["W_h"] * math.sqrt(spec.hidden)
-        out["W_out"] = out["W_out"] * (spec.gamma * spec.hidden)
-    return out
+    return raw(spec, eff)
 
 
 def ntk(spec: ModelSpec, effective: dict[str, np.ndarray], inputs: np.ndarray) -> np.ndarray:

@@ -7,6 +7,9 @@
     dsa_floor(ids [, params_json])               -- mean per-network DSA noise floor: each
                                                     network's distance to itself on an
                                                     independent probe set ("id" vs "id_b")
+    weight_change(id)                            -- feature learning, per network:
+    kernel_alignment(id)                            ‖W_T − W_0‖/‖W_0‖ of W_h, and the NTK
+                                                    alignment between init and end
 
 They go through the pairwise cache: a pair is computed once per parameter set, ever. DuckDB
 refuses same-name overloads of Python functions, so one Python function per shape is registered
@@ -52,7 +55,22 @@ def register(con: duckdb.DuckDBPyConnection, registry) -> LazyCache:
         floors = cache.get().floors("dsa", ids, params)
         return None if np.isnan(floors).all() else float(np.nanmean(floors))
 
+    def weight_change(nid):
+        from degeneracy.analysis.analyze import network_weight_change
+
+        return None if nid is None else float(network_weight_change(registry, nid))
+
+    def kernel_alignment(nid):
+        from degeneracy.analysis.analyze import network_kernel_alignment
+
+        ka = None if nid is None else network_kernel_alignment(registry, nid)
+        return None if ka is None else float(ka)
+
     v = sqltypes.VARCHAR
+    for name, fn in (("weight_change", weight_change), ("kernel_alignment", kernel_alignment)):
+        con.create_function(
+            name, fn, [v], sqltypes.DOUBLE, null_handling="special", side_effects=True
+        )
     con.create_function(
         "_degeneracy_pair",
         pair,

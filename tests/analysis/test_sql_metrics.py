@@ -267,3 +267,38 @@ def test_every_metric_of_the_table_has_its_sql_function():
 
     assert set(udfs.METRIC_NAMES) == set(METRICS)
     assert set(udfs.PAIR_FUNCTIONS.values()) == set(METRICS)
+
+
+def test_feature_learning_is_sql_per_network_and_matches_analyze(registry):
+    """weight_change(id) against numpy on the stored matrices; both per-network functions,
+    averaged in SQL, against analyze's feature-learning columns for the same groups."""
+    from degeneracy.analysis.analyze import analyze
+    from degeneracy.tasks import make_task
+    from degeneracy.training.trainer import Experiment, TrainConfig, train_ensemble
+
+    for gamma in (1.0, 4.0):
+        exp = Experiment(
+            make_task("flipflop", 1),
+            hidden=8,
+            regime="mup",
+            gamma=gamma,
+            train=TrainConfig(steps_per_epoch=4, max_epochs=2, threshold=1e-9, batch=8),
+        )
+        registry.write_ensemble(exp.condition(), train_ensemble(exp, [0, 1, 2]))
+    rows = registry.sql(
+        "SELECT network_id, weight_change(network_id) AS wc FROM networks ORDER BY 1"
+    ).rows()
+    for nid, wc in rows:
+        w_t = registry.load_weights([nid], "W_h", "final")[0].astype(np.float64)
+        w_0 = registry.load_weights([nid], "W_h", "init")[0].astype(np.float64)
+        assert wc == pytest.approx(np.linalg.norm(w_t - w_0) / np.linalg.norm(w_0), rel=1e-12)
+    by_sql = registry.sql(
+        "SELECT gamma, avg(weight_change(network_id)) AS wc, "
+        "avg(kernel_alignment(network_id)) AS ka FROM networks GROUP BY gamma ORDER BY gamma"
+    ).rows()
+    _, groups = analyze(registry, ["fl"], ["gamma"], converged_only=False)
+    for (gamma, wc, ka), g in zip(by_sql, sorted(groups, key=lambda r: r["gamma"])):
+        assert gamma == g["gamma"]
+        assert wc == pytest.approx(g["weight_change"], rel=1e-12)
+        assert ka == pytest.approx(g["kernel_alignment"], rel=1e-12)
+    assert registry.sql("SELECT weight_change(NULL) AS w")["w"][0] is None
