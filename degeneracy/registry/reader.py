@@ -23,22 +23,9 @@ if TYPE_CHECKING:
 def files_of(registry: Registry, ids: Sequence[str], kind: str) -> dict[str, list[str]]:
     """Data file (absolute) -> the requested network ids stored in it.
 
-    Stored files never change once written, so the id -> file map is cached on the registry.
+    (`Registry.data_files` keeps the id -> file map.)
     """
-    cache = registry._file_cache
-    found = {i: cache[(kind, i)] for i in ids if (kind, i) in cache}
-    todo = [i for i in ids if i not in found]
-    if todo:
-        with registry.connect(read_only=True) as con:
-            rows = con.execute(
-                f"SELECT n.network_id, e.{kind}_file FROM networks n JOIN ensembles e "
-                "USING (ensemble_id) WHERE n.network_id IN (SELECT unnest(?::VARCHAR[]))",
-                [todo],
-            ).fetchall()
-        for nid, rel in rows:
-            found[nid] = rel
-            if rel is not None:
-                cache[(kind, nid)] = rel
+    found = registry.data_files(ids, kind)
     missing = [i for i in ids if i not in found]
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -107,7 +108,7 @@ class Registry:
         self.layout = Layout(Path(root).resolve())
         self._temp_views = False
         self._file_cache: dict[tuple[str, str], str] = {}  # (kind, network_id) -> data file
-        self._shared = None  # the open query connection while its SQL functions run
+        self._shared = None  # set only on the views `_query` hands to SQL functions
 
     @property
     def root(self) -> Path:
@@ -266,16 +267,26 @@ class Registry:
         Any DuckDB error inside the block (bad SQL, a failing cast) becomes a RegistryError.
         Distances the query computed are written to the pairwise cache after it closes.
         """
+        with self._query(query, params) as (_, rel):
+            yield rel
+
+    @contextmanager
+    def _query(self, query: str, params: Sequence[Any] | None = None) -> Iterator[Any]:
+        """(connection, relation) of `read_query`. The SQL functions get their own view of this
+        registry whose reads go through the query's connection while it is open (a second
+        connection to the catalog from inside a running query is not possible); this object
+        is never changed."""
         with self.connect(read_only=True, confined=True) as con:
             check_read_query(con, query)
-            extra = self.sql_functions(con, self) if self.sql_functions is not None else None
-            self._shared = con
+            bound = copy.copy(self)
+            bound._shared = con
+            extra = self.sql_functions(con, bound) if self.sql_functions is not None else None
             try:
-                yield con.sql(query, params=params)
+                yield con, con.sql(query, params=params)
             except duckdb.Error as exc:
                 raise RegistryError(damage_message(exc, "query failed")) from exc
             finally:
-                self._shared = None
+                bound._shared = None  # what runs after the query (the cache flush) reads afresh
         if extra is not None:  # e.g. pairs the metric functions computed, now it is closed
             extra.flush()
 
@@ -289,8 +300,7 @@ class Registry:
         """Run one read-only query to completion: (column names, rows), or an Arrow table with
         `arrow`. Ctrl-C stops it promptly (KeyboardInterrupt), and so does `timeout` seconds
         (RegistryError): the query runs in a worker thread this one can interrupt."""
-        with self.read_query(query, params) as rel:
-            con = self._shared
+        with self._query(query, params) as (con, rel):
 
             def work():
                 return rel.to_arrow_table() if arrow else (rel.columns, rel.fetchall())
@@ -361,6 +371,25 @@ class Registry:
         return len(ids)
 
     # ---------------------------------------------------------------- read side
+    def data_files(self, ids: Sequence[str], kind: str) -> dict[str, str | None]:
+        """network id -> its `kind` data file (relative to the root; None when it has none),
+        for the ids the catalog holds. Files never change once written, so the map is kept
+        on this object."""
+        found = {i: self._file_cache[(kind, i)] for i in ids if (kind, i) in self._file_cache}
+        todo = [i for i in ids if i not in found]
+        if todo:
+            with self.connect(read_only=True) as con:
+                rows = con.execute(
+                    f"SELECT n.network_id, e.{kind}_file FROM networks n JOIN ensembles e "
+                    "USING (ensemble_id) WHERE n.network_id IN (SELECT unnest(?::VARCHAR[]))",
+                    [todo],
+                ).fetchall()
+            for nid, rel in rows:
+                found[nid] = rel
+                if rel is not None:
+                    self._file_cache[(kind, nid)] = rel
+        return found
+
     def load_weights(self, ids: Sequence[str], name: str = "W_h", stage: str = "final"):
         """Stacked parameter `name` at `stage` ("init"/"final") of the networks, in `ids` order."""
         from degeneracy.registry.reader import stack
