@@ -519,11 +519,19 @@ def write_page(
 
     with alt.data_transformers.disable_max_rows():
         page = render_html(title, header, sections, table, caveats)
-        (out / "report.html").write_text(page)
         for sec in sections:
             for stem, chart in sec.charts:
                 chart.save(str(out / f"{stem}.png"), scale_factor=1.5)
+    tmp = out / ".report.html.tmp"
+    tmp.write_text(page)
+    tmp.replace(out / "report.html")  # the page appears only once everything is written
     return out / "report.html"
+
+
+def clear_page(out: Path) -> None:
+    """Remove an earlier report.html before a new one is made: if making it fails, no page
+    from an older run is left looking current."""
+    (Path(out) / "report.html").unlink(missing_ok=True)
 
 
 def build_report(
@@ -542,6 +550,7 @@ def build_report(
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    clear_page(out)
     base = f"({where})" if where else "TRUE"
     with registry.read_query(
         f"SELECT task, count(*), sum(converged::INT), "

@@ -229,11 +229,15 @@ def run(
     """Train what the plan lacks (unless `train_missing` is false: then analyze what is
     stored), analyze every cell, write the CSVs, summary.md and the report; with `settle`,
     also the dynamics settling study (`reproduce.settle`)."""
+    from degeneracy.analysis.report import clear_page
+
     t0 = time.perf_counter()
+    folder = Path(out) if out is not None else registry.root / f"reproduce-{plan.scale}"
+    if folder.exists():
+        clear_page(folder)
     if plan.todo and train_missing:
         train(registry, plan, runner, plan.device)
     results = [analyze_cell(registry, pc, grid=grid, say=say) for pc in plan.cells]
-    folder = Path(out) if out is not None else registry.root / f"reproduce-{plan.scale}"
     info = versions(plan.device)
     command = command or f"degeneracy reproduce --scale {plan.scale}"
     paths = write_outputs(folder, results, plan.scale, command, info, time.perf_counter() - t0)

@@ -220,3 +220,22 @@ def test_a_chart_over_5000_rows_is_written(tmp_path):
     chart = alt.Chart(df).mark_line().encode(x="step:Q", y="loss:Q")
     path = write_page(tmp_path, "t", [], [Section("s", [("big", chart)])], [])
     assert path.exists() and (tmp_path / "big.png").stat().st_size > 1000
+
+
+def test_a_failed_report_leaves_no_page_from_an_earlier_run(registry, monkeypatch):
+    """The old report.html used to stay in place, looking current, after a failed run."""
+    from degeneracy.analysis import report as rep
+    from degeneracy.registry.errors import RegistryError
+
+    registry.write_ensemble(condition(complexity=1, hidden=8), make_records(range(3), steps=24))
+    out = registry.root / "report"
+    out.mkdir()
+    (out / "report.html").write_text("<html>an earlier run</html>")
+
+    def broken(*a, **k):
+        raise RegistryError("analysis failed")
+
+    monkeypatch.setattr("degeneracy.analysis.analyze.analyze", broken)
+    with pytest.raises(RegistryError, match="analysis failed"):
+        rep.build_report(registry, out, grid=False)
+    assert not (out / "report.html").exists()
