@@ -66,18 +66,28 @@ def train_jobs(
     workers: int = 1,
     threads: int | None = None,
     progress: Progress | None = None,
+    executor: str = "local",
+    address: str | None = None,
 ) -> list:
     """Train every job's seeds not yet stored (resume), one stacked ensemble per job, and
     register each as it finishes; returns the write summaries of what was trained.
 
     `sweep`: the sweep id to register under, or one per job. `workers` > 1 trains that many
     ensembles at once in worker processes of `threads` torch threads each (default: the cores
-    shared evenly). `progress("start"|"step"|"done", job=..., ...)` reports."""
+    shared evenly). `executor="ray"` makes each ensemble a Ray task of `threads` CPUs (default
+    1) or one GPU, on the cluster at `address` or a local Ray instance (`workers` cores of this
+    machine). `progress("start"|"step"|"done", job=..., ...)` reports."""
     from degeneracy.training.sweep import Job, check_seeds, missing_seeds
     from degeneracy.training.trainer import train_ensemble
 
     if workers < 1 or (threads is not None and threads < 1):
         raise RegistryError("workers and threads must be >= 1")
+    if executor not in ("local", "ray"):
+        raise RegistryError(f"executor must be 'local' or 'ray', got {executor!r}")
+    if executor == "ray":
+        from degeneracy.training.ray_executor import require_ray
+
+        require_ray()  # before anything is trained: one clear line if the extra is missing
     jobs = [Job(j.experiment, check_seeds(list(j.seeds))) for j in jobs]
     device = pick_device(device)
     sids = sweep if isinstance(sweep, list) else [sweep] * len(jobs)
@@ -130,15 +140,22 @@ def train_jobs(
                     "`degeneracy check --repair` registers them"
                 ) from exc
 
-    if workers > 1:
+    if workers > 1 or executor == "ray":
         from degeneracy.training.executor import thread_budget, train_many
 
-        per = thread_budget(workers, threads)
+        per = thread_budget(workers, threads) if executor == "local" else (threads or 1)
         for n, t in todo:
             say("start", job=jobs[n], seeds=t, workers=workers, threads=per)
         work = [(jobs[n].experiment, t) for n, t in todo]
         cps = [checkpoint(e, t) for e, t in work]
-        for k, records in train_many(work, workers, per, device, cps):
+        if executor == "ray":
+            from degeneracy.training.ray_executor import train_many_ray
+
+            cpus = None if address or workers == 1 else workers
+            results = train_many_ray(work, per, device, cps, address, cpus)
+        else:
+            results = train_many(work, workers, per, device, cps)
+        for k, records in results:
             n = todo[k][0]
             summary = write(jobs[n].experiment, records, sids[n])
             summaries.append(summary)
@@ -242,9 +259,12 @@ def sweep(
     threads: int | None = None,
     progress: Progress | None = None,
     source: str | None = None,
+    executor: str = "local",
+    address: str | None = None,
 ) -> SweepResult:
     """Train every condition of a TOML grid (a path or the text); resumable: rerunning trains
-    only the seeds not yet stored. `source` names the spec in error messages."""
+    only the seeds not yet stored. `source` names the spec in error messages; `executor` and
+    `address` as in `train_jobs`."""
     from degeneracy.training.sweep import parse_spec, sweep_id
 
     text, found = read_spec(spec)
@@ -256,7 +276,9 @@ def sweep(
         recorded = True
     except RegistryError:
         recorded = False
-    summaries = train_jobs(registry, jobs, device, sid, workers, threads, progress)
+    summaries = train_jobs(
+        registry, jobs, device, sid, workers, threads, progress, executor, address
+    )
     if not recorded:  # the networks are stored (or wait in pending/); now the sweep's record
         registry.add_sweep(sid, name, text)
     return SweepResult(name, sid, jobs, summaries)

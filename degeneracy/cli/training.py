@@ -199,6 +199,17 @@ def sweep(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     workers: WorkersOpt = 1,
     threads: ThreadsOpt = None,
+    executor: Annotated[
+        str,
+        typer.Option(
+            help="local (worker processes on this machine) or ray (each ensemble a Ray task; "
+            "needs pip install 'degeneracy[ray]')."
+        ),
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(help="With --executor ray: the cluster's address [default: a local Ray]."),
+    ] = None,
     registry: RegistryOpt = None,
 ) -> None:
     """Train every condition of a TOML grid; resumable (stored networks are skipped).
@@ -238,7 +249,17 @@ def sweep(
     reg = open_registry(registry, create=True)
     t0 = time.perf_counter()
     with progress_bar(len(jobs)) as progress:
-        res = run(reg, text, dev, workers, threads, progress, source=str(spec))
+        res = run(
+            reg,
+            text,
+            dev,
+            workers,
+            threads,
+            progress,
+            source=str(spec),
+            executor=executor,
+            address=address,
+        )
     say(f"sweep {name}: trained {res.trained} network(s) in {time.perf_counter() - t0:.0f} s")
     typer.echo(
         f"sweep {name} ({res.sweep_id}): {len(jobs)} condition(s), "
