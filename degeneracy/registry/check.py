@@ -6,6 +6,7 @@ Findings, each with the paths involved:
 - changed: a registered file's rows, size or SHA-256 differ from what was recorded when it was
   written (damaged, or replaced by hand);
 - duplicate: a row key (network and stage/name, probe or step) more than once in the views;
+- dangling: `networks` rows whose ensemble the catalog does not list (their data is unreachable);
 - pending: a finished write whose catalog rows are not in yet (a reader held the catalog, or
   the process died between files and catalog);
 - orphan: a data file neither registered nor pending (a crash before its journal entry);
@@ -42,6 +43,7 @@ KINDS = (
     "unreadable",
     "changed",
     "duplicate",
+    "dangling",
     "pending",
     "orphan",
     "temp",
@@ -69,8 +71,9 @@ def _registered(registry: Registry) -> dict[str, list[tuple[str, str]]]:
     return _catalog(registry)[0]
 
 
-def _catalog(registry: Registry) -> tuple[dict[str, list[tuple[str, str]]], dict[str, dict]]:
-    """(ensemble_id -> [(kind, relative path)], relative path -> recorded fingerprint)."""
+def _catalog(registry: Registry) -> tuple[dict, dict, list[str]]:
+    """(ensemble_id -> [(kind, relative path)], relative path -> recorded fingerprint,
+    dangling network rows described)."""
     import duckdb
 
     con = open_catalog(registry.layout.catalog, read_only=True)
@@ -85,13 +88,18 @@ def _catalog(registry: Registry) -> tuple[dict[str, list[tuple[str, str]]], dict
             p: {"rows": r, "bytes": b, "sha256": h}
             for p, r, b, h in (con.execute(sql).fetchall() if has_files else [])
         }
+        dangling = con.execute(
+            "SELECT ensemble_id, count(*) FROM networks WHERE ensemble_id NOT IN "
+            "(SELECT ensemble_id FROM ensembles) GROUP BY ALL ORDER BY 1"
+        ).fetchall()
     except duckdb.Error as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise RegistryError(f"catalog unreadable: {first}") from exc
     finally:
         con.close()
     files = {r[0]: [(k, f) for k, f in zip(ARRAY_KINDS, r[1:]) if f is not None] for r in rows}
-    return files, prints
+    unlisted = [f"{n} network row(s) of unlisted ensemble {e}" for e, n in dangling]
+    return files, prints, unlisted
 
 
 def _duplicates(registry: Registry) -> list[str]:
@@ -114,7 +122,7 @@ def check(registry: Registry) -> CheckResult:
     layout = registry.layout
     res = CheckResult()
     try:
-        registered, prints = _catalog(registry)
+        registered, prints, res.findings["dangling"] = _catalog(registry)
     except RegistryError as exc:  # damaged or locked: say so, check the files still
         res.findings["catalog"].append(str(exc))
         registered, prints = {}, {}

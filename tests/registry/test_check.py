@@ -197,3 +197,15 @@ def test_an_entry_another_writer_registered_meanwhile_is_skipped(filled, monkeyp
     monkeypatch.setattr(writer, "_entries", lambda layout: [ghost, entry])
     assert writer.register_pending(filled) == [entry.stem]
     assert _count(filled, "networks") == 8
+
+
+def test_network_rows_of_an_unlisted_ensemble_are_found(filled):
+    import duckdb
+
+    con = duckdb.connect(str(filled.layout.catalog))
+    eid = con.execute("SELECT min(ensemble_id) FROM ensembles").fetchone()[0]
+    con.execute("DELETE FROM ensembles WHERE ensemble_id = ?", [eid])
+    con.close()
+    res = filled.check()
+    assert res.findings["dangling"] == [f"3 network row(s) of unlisted ensemble {eid}"]
+    assert not res.ok
