@@ -23,8 +23,14 @@ __all__ = ["app", "main"]
 
 def main() -> None:
     """Console-script entry point."""
+    import signal
+
     import typer
 
+    def terminated(signum, frame):  # `kill`: stop like Ctrl-C (workers and Ray tasks stopped)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminated)
     try:
         code = app(prog_name="degeneracy", standalone_mode=False)
     except typer.TyperException as exc:  # bad arguments: one line, not the boxed usage text

@@ -123,3 +123,60 @@ def test_bad_spec_is_one_line(tmp_path):
     assert_user_error(
         run_cli("sweep", tmp_path / "missing.toml", registry=tmp_path / "r"), "missing"
     )
+
+
+def test_a_terminated_sweep_stops_its_worker_processes(tmp_path):
+    """`kill` (SIGTERM) on a sweep with --workers 2 used to leave both workers training on,
+    orphaned, for the rest of their ensembles; now it stops like Ctrl-C and takes them along."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    spec = tmp_path / "long.toml"
+    spec.write_text(
+        'task = "flipflop"\nhidden = 32\nseeds = 4\ncomplexity = [1, 2]\n'
+        "[train]\nmax_epochs = 500\nthreshold = 1e-9\n"
+    )
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "degeneracy",
+            "--registry",
+            str(tmp_path / "r"),
+            "sweep",
+            str(spec),
+            "--workers",
+            "2",
+            "--threads",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+    def children():
+        out = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True)
+        return [int(p) for p in out.stdout.split()]
+
+    deadline = time.monotonic() + 120
+    while len(children()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    kids = children()
+    assert len(kids) >= 2, "the workers never started"
+    time.sleep(2)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(60) == 130
+    assert "interrupted" in proc.stderr.read()
+    time.sleep(2)
+    alive = []
+    for pid in kids:
+        try:
+            os.kill(pid, 0)
+            alive.append(pid)
+        except ProcessLookupError:
+            pass
+    assert alive == []
