@@ -89,12 +89,6 @@ def _creatable(root: Path) -> bool:
 
 
 class Registry:
-    #: adds SQL functions to each query's connection: `hook(con, registry)` returns an object
-    #: whose `flush()` runs once the query is closed (to store what the functions computed), or
-    #: None. Handed in by the layer above (`degeneracy.open` and the CLI install the metric
-    #: functions of `analysis.udfs`): the storage layer knows no metric.
-    sql_functions: Callable[[Any, Registry], Any] | None = None
-
     """A registry folder: `catalog.duckdb` plus `data/<kind>/task=<task>/<ensemble>.parquet`.
 
     Connections are short-lived (DuckDB admits one writer process at a time), so a Registry
@@ -103,6 +97,12 @@ class Registry:
     >>> reg = Registry.create("runs")                                   # doctest: +SKIP
     >>> reg.sql("SELECT task, count(*) FROM networks GROUP BY ALL")    # doctest: +SKIP
     """
+
+    #: adds SQL functions to each query's connection: `hook(con, registry)` returns an object
+    #: whose `flush()` runs once the query is closed (to store what the functions computed), or
+    #: None. Handed in by the layer above (`degeneracy.open` and the CLI install the metric
+    #: functions of `analysis.udfs`): the storage layer knows no metric.
+    sql_functions: Callable[[Any, Registry], Any] | None = None
 
     def __init__(self, root: Path):
         self.layout = Layout(Path(root).resolve())
