@@ -293,6 +293,16 @@ def direction(
     return arrow, "resolved" if ok else "not resolved", diff, two_se, floor
 
 
+def agreement(verdict: str, arrow: str, paper: str) -> str:
+    """A direction against the paper's: "not resolved" unless resolved, then "agrees" or
+    "disagrees" ("" where the paper states no direction)."""
+    if verdict != "resolved":
+        return "not resolved"
+    if not paper:
+        return ""
+    return "agrees" if arrow == paper else "disagrees"
+
+
 def contravariance_rows(
     by_factor: dict[tuple[str, str], tuple[list[dict], list[str]]],
     grids: dict[tuple[str, str], dict[str, str]] | None = None,
@@ -319,12 +329,7 @@ def contravariance_rows(
                 )
                 if grid and not grid.startswith(f"{arrow} at all"):
                     verdict = "not resolved"  # a dynamics direction must hold across the grid
-                if verdict != "resolved":
-                    agrees = "not resolved"
-                elif not paper:
-                    agrees = ""
-                else:
-                    agrees = "agrees" if arrow == paper else "disagrees"
+                agrees = agreement(verdict, arrow, paper)
                 out.append(
                     {
                         "task": task,

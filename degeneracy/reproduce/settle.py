@@ -195,7 +195,7 @@ def settle_cell(
     """The study on one cell, one (trials, rule) point at a time: (per level rows, the verdict
     row), skipping the points in `done`; see the module docstring."""
     from degeneracy.analysis.dsa import DSAParams, fit_operator
-    from degeneracy.analysis.report import PAPER, direction
+    from degeneracy.analysis.report import PAPER, agreement, direction
     from degeneracy.reproduce.run import alias
 
     levels = cell_levels(registry, pc)
@@ -268,13 +268,7 @@ def settle_cell(
                 "floor": floor,
                 "verdict": verdict,
                 "paper": paper,
-                "agrees": (
-                    "not resolved"
-                    if verdict != "resolved"
-                    else "agrees"
-                    if arrow == paper
-                    else "disagrees"
-                ),
+                "agrees": agreement(verdict, arrow, paper),
             },
         )
 
@@ -289,9 +283,10 @@ def _write(path: Path, rows: list[dict], columns: list[str]) -> None:
     import polars as pl
 
     tmp = path.with_name(f".{path.name}.tmp")
-    pl.DataFrame(rows, schema=columns, orient="row", strict=False).write_csv(tmp) if rows else (
+    if rows:
+        pl.DataFrame(rows, schema=columns, orient="row", strict=False).write_csv(tmp)
+    else:
         tmp.write_text(",".join(columns) + "\n")
-    )
     tmp.replace(path)
 
 
