@@ -92,11 +92,10 @@ def train_jobs(
     device = pick_device(device)
     sids = sweep if isinstance(sweep, list) else [sweep] * len(jobs)
     say = progress or (lambda *a, **k: None)
-    if registry.layout.pending.exists() and any(registry.layout.pending.glob("*.json")):
-        from degeneracy.registry.writer import register_pending
+    from degeneracy.registry.writer import register_pending
 
-        with suppress(RegistryError):  # still locked: they are registered by a later write
-            register_pending(registry)  # finished networks a locked catalog kept waiting
+    with suppress(RegistryError):  # still locked: they are registered by a later write
+        register_pending(registry)  # finished networks a locked catalog kept waiting (if any)
     todo = [(n, missing_seeds(registry, job.experiment, job.seeds)) for n, job in enumerate(jobs)]
     summaries = []
     for n, t in todo:
@@ -116,7 +115,6 @@ def train_jobs(
         """Register; if the catalog stays locked, keep going (the networks wait in pending/).
         Either way the ensemble is on disk: its checkpoint goes."""
         from degeneracy.registry.errors import PendingWrite
-        from degeneracy.training.checkpoint import remove
 
         done = checkpoint(exp, [r.seed for r in records]).path
         try:
@@ -124,7 +122,7 @@ def train_jobs(
         except PendingWrite as exc:
             kept.append(str(exc))
             summary = None
-        remove(done)
+        done.unlink(missing_ok=True)
         return summary
 
     def finish():

@@ -51,7 +51,3 @@ def load(cp: Checkpointing, device: str) -> dict[str, Any] | None:
     except Exception:  # unreadable (a kill mid-rename cannot do this, a full disk can)
         return None
     return state if state.get("key") == cp.key else None
-
-
-def remove(path: Path) -> None:
-    path.unlink(missing_ok=True)
