@@ -51,8 +51,9 @@ def user_errors(fn):
             typer.echo(f"degeneracy: error: {exc.strerror or exc}{where}", err=True)
             raise typer.Exit(2) from None
         except Exception as exc:
-            # Ctrl-C while DuckDB is executing surfaces as its InterruptException
-            if type(exc).__name__ == "InterruptException":
+            # Ctrl-C while DuckDB is executing surfaces as its InterruptException (or, inside
+            # a write, a RuntimeError with that message)
+            if type(exc).__name__ == "InterruptException" or str(exc) == "Query interrupted":
                 typer.echo("degeneracy: interrupted", err=True)
                 raise typer.Exit(130) from None
             raise

@@ -5,7 +5,9 @@ from __future__ import annotations
 import functools
 import json
 import os
-from contextlib import suppress
+import signal
+import threading
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -173,57 +175,86 @@ def register_pending(registry: Registry, timeout: float | None = None) -> list[s
                 entry = json.loads(path.read_text())
             except FileNotFoundError:  # registered (and removed) by that writer just now
                 continue
-            eid = entry["ensemble_id"]
-            rows = layout.absolute(entry["rows"])
-            con.execute("BEGIN TRANSACTION")
-            try:
-                if con.execute("SELECT 1 FROM ensembles WHERE ensemble_id = ?", [eid]).fetchone():
-                    con.execute("ROLLBACK")  # registered by an earlier replay
-                else:
-                    table = pq.read_table(rows)
-                    clash = con.execute(
-                        "SELECT count(*) FROM networks WHERE network_id IN "
-                        "(SELECT unnest(?::VARCHAR[]))",
-                        [table.column("network_id").to_pylist()],
-                    ).fetchone()[0]
-                    if clash:
-                        raise RegistryError(
-                            f"{path}: {clash} of its networks were registered by another "
-                            "write meanwhile; `degeneracy check` lists it"
-                        )
-                    f = entry["files"]
-                    con.execute(
-                        "INSERT INTO ensembles VALUES "
-                        "(?, ?, ?, ?, ?, ?, now()::TIMESTAMP, ?, ?, ?, ?)",
-                        [
-                            eid,
-                            entry["task"],
-                            entry["condition"],
-                            entry["n_networks"],
-                            entry["sweep_id"],
-                            entry["source"],
-                            f.get("weights"),
-                            f.get("trajectories"),
-                            f.get("outputs"),
-                            f.get("curves"),
-                        ],
-                    )
-                    record_files(con, eid, f, entry.get("fingerprints", {}))
-                    con.register("new_networks", table)
-                    con.execute("INSERT INTO networks BY NAME SELECT * FROM new_networks")
-                    con.unregister("new_networks")
-                    create_views(con, str(layout.data))
-                    con.execute("COMMIT")
-                    done.append(eid)
-            except BaseException:
-                with suppress(Exception):
-                    con.execute("ROLLBACK")
-                raise
-            path.unlink(missing_ok=True)
-            rows.unlink(missing_ok=True)
+            with sigint_deferred():
+                if _register_entry(con, layout, path, entry):
+                    done.append(entry["ensemble_id"])
     finally:
         con.close()
     return done
+
+
+@contextmanager
+def sigint_deferred():
+    """Hold Ctrl-C (and the SIGTERM handler the CLI maps onto it) until the block ends, then
+    raise KeyboardInterrupt. Registering one ensemble takes milliseconds; interrupting DuckDB in
+    the middle surfaces as a bare `RuntimeError: Query interrupted` and throws the transaction
+    away. Outside the main thread (where signals cannot be handled) the block runs as is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    held = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.signal(s, lambda signum, frame: caught.append(signum)) for s in held}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if caught:
+        raise KeyboardInterrupt
+
+
+def _register_entry(con, layout, path: Path, entry: dict) -> bool:
+    """One journal entry's catalog rows in one transaction, then the entry removed; False when
+    an earlier replay had registered it."""
+    eid = entry["ensemble_id"]
+    rows = layout.absolute(entry["rows"])
+    new = False
+    con.execute("BEGIN TRANSACTION")
+    try:
+        if con.execute("SELECT 1 FROM ensembles WHERE ensemble_id = ?", [eid]).fetchone():
+            con.execute("ROLLBACK")  # registered by an earlier replay
+        else:
+            table = pq.read_table(rows)
+            clash = con.execute(
+                "SELECT count(*) FROM networks WHERE network_id IN (SELECT unnest(?::VARCHAR[]))",
+                [table.column("network_id").to_pylist()],
+            ).fetchone()[0]
+            if clash:
+                raise RegistryError(
+                    f"{path}: {clash} of its networks were registered by another "
+                    "write meanwhile; `degeneracy check` lists it"
+                )
+            f = entry["files"]
+            con.execute(
+                "INSERT INTO ensembles VALUES (?, ?, ?, ?, ?, ?, now()::TIMESTAMP, ?, ?, ?, ?)",
+                [
+                    eid,
+                    entry["task"],
+                    entry["condition"],
+                    entry["n_networks"],
+                    entry["sweep_id"],
+                    entry["source"],
+                    f.get("weights"),
+                    f.get("trajectories"),
+                    f.get("outputs"),
+                    f.get("curves"),
+                ],
+            )
+            record_files(con, eid, f, entry.get("fingerprints", {}))
+            con.register("new_networks", table)
+            con.execute("INSERT INTO networks BY NAME SELECT * FROM new_networks")
+            con.unregister("new_networks")
+            create_views(con, str(layout.data))
+            con.execute("COMMIT")
+            new = True
+    except BaseException:
+        with suppress(Exception):
+            con.execute("ROLLBACK")
+        raise
+    path.unlink(missing_ok=True)
+    rows.unlink(missing_ok=True)
+    return new
 
 
 def record_files(con, eid: str, files: dict, prints: dict) -> None:

@@ -322,6 +322,27 @@ def test_a_failed_catalog_write_leaves_no_new_data_file(registry, monkeypatch):
     assert registry.sql("SELECT count(*) AS n FROM ensembles")["n"][0] == 0
 
 
+def test_ctrl_c_during_registration_lands_after_the_ensemble_is_registered(registry, monkeypatch):
+    """Ctrl-C that arrives while the catalog rows are written is held until they commit, then
+    stops the program; before this, DuckDB aborted the transaction with a RuntimeError."""
+    import signal
+
+    from degeneracy.registry import writer
+
+    real = writer.record_files
+
+    def signalled(*a, **k):  # the user presses Ctrl-C in the middle of the transaction
+        os.kill(os.getpid(), signal.SIGINT)
+        return real(*a, **k)
+
+    monkeypatch.setattr(writer, "record_files", signalled)
+    with pytest.raises(KeyboardInterrupt):
+        registry.write_ensemble(condition(), make_records([0, 1]))
+    assert registry.sql("SELECT count(*) AS n FROM networks")["n"][0] == 2
+    assert list(registry.layout.pending.glob("*.json")) == []
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_info_counts_and_sizes(filled):
     info = filled.info()
     assert info["counts"]["networks"] == 6 and info["counts"]["ensembles"] == 2
