@@ -15,7 +15,7 @@ from degeneracy.cli.common import RegistryOpt, app, open_registry, say, user_err
 def report(
     where: Annotated[str | None, typer.Option(help="SQL filter on networks_labeled.")] = None,
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Folder [default: <registry>/report].")
+        Path | None, typer.Option("--out", "-o", help="Folder (default: REGISTRY/report).")
     ] = None,
     registry: RegistryOpt = None,
 ) -> None:

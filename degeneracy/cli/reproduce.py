@@ -42,7 +42,7 @@ def reproduce(
     ] = None,
     out: Annotated[
         Path | None,
-        typer.Option("--out", "-o", help="Folder [default: <registry>/reproduce-<scale>]."),
+        typer.Option("--out", "-o", help="Folder (default: REGISTRY/reproduce-SCALE)."),
     ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the plan (with its time estimate); stop.")

@@ -50,6 +50,19 @@ def test_every_command_has_help_with_an_example_and_is_in_the_readme():
         assert re.search(rf"degeneracy (\S+ )*{name}\b", readme), f"{name} missing from README"
 
 
+def test_no_option_help_loses_text_to_the_help_renderer():
+    """The help renderer drops `<word>` as markup: "[default: <registry>/report]" printed as
+    "[default: /report]"."""
+    import typer.main
+
+    for name, command in typer.main.get_command(app).commands.items():
+        for param in command.params:
+            assert not re.search(r"<[A-Za-z_]+>", getattr(param, "help", None) or ""), (
+                name,
+                param.name,
+            )
+
+
 def test_init_creates_and_reopens(tmp_path):
     r = run_cli("init", tmp_path / "reg")
     assert r.returncode == 0 and (tmp_path / "reg" / "catalog.duckdb").exists()
