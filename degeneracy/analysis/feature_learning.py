@@ -52,3 +52,42 @@ def kernel_alignment(k1: np.ndarray, k2: np.ndarray) -> float:
     num = float(np.sum(k1 * k2))
     den = float(np.linalg.norm(k1) * np.linalg.norm(k2))
     return num / den if den > 0 else float("nan")
+
+
+def stored_weight_changes(registry, ids: list[str]) -> np.ndarray:
+    """‖W_T − W_0‖_F / ‖W_0‖_F of each network's stored recurrent matrix (one stacked read)."""
+    w_t = registry.load_weights(ids, "W_h", "final")
+    w_0 = registry.load_weights(ids, "W_h", "init")
+    return np.array([weight_change(a, b)[1] for a, b in zip(w_t, w_0)], dtype=np.float64)
+
+
+def stored_kernel_alignment(registry, nid: str, trials: int = 4, steps: int = 50) -> float | None:
+    """KA between one stored network's NTKs at init and at the end, on the first `steps` steps
+    of `trials` of its task's probe trials; None for networks whose task settings are unknown
+    (e.g. ingested state_dicts) or whose initial weights were not stored."""
+    import json
+
+    from degeneracy.registry.errors import RegistryError
+    from degeneracy.tasks import TaskError, make_task
+    from degeneracy.training.model import PARAM_NAMES
+
+    with registry.connect() as con:  # a plain read (also inside a query's SQL function)
+        task_name, hidden, regime, gamma, factors = con.execute(
+            "SELECT task, hidden_size, regime, gamma, factors FROM networks WHERE network_id = ?",
+            [nid],
+        ).fetchall()[0]
+    factors = json.loads(factors)
+    if "task_params" not in factors:
+        return None
+    try:
+        task = make_task(task_name, **factors["task_params"])
+    except TaskError:
+        return None
+    spec = ModelSpec(task.n_inputs, task.n_outputs, hidden, regime, gamma, factors.get("tau", 0.1))
+    try:
+        final = {n: registry.load_weights([nid], n, "final")[0] for n in PARAM_NAMES}
+        init = {n: registry.load_weights([nid], n, "init")[0] for n in PARAM_NAMES}
+    except RegistryError:
+        return None
+    x = task.probe(trials, factors.get("train", {}).get("probe_seed", 0)).inputs[:, :steps]
+    return float(kernel_alignment(ntk(spec, final, x), ntk(spec, init, x)))

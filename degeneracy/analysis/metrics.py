@@ -1,50 +1,109 @@
-"""The pairwise metrics the registry knows: what each loads, fits per network, and compares.
+"""The metric table: every metric the registry knows, in one place.
 
-A metric is two stages (as in netrep): `prepare` turns one network's stored arrays into what the
-comparison needs (DSA: its fitted operator), once per network; `pairs` compares prepared items
-for a list of index pairs, batched. Parameters are validated up front and hashed into the
-pairwise cache key.
+Everything that lists metrics is derived from `METRICS`: the SQL functions (`udfs`), `analyze`'s
+metrics and their columns, the CLI's help, and README's metrics table (a test compares them).
+A metric is one of two kinds:
+
+- **pairwise** (as in netrep, two stages): `prepare` turns one network's stored arrays into what
+  the comparison needs (DSA: its fitted operator), once per network; `pairs` compares prepared
+  items for a list of index pairs, batched. A group's value is the mean pairwise distance.
+  SQL: `<name>_distance(a, b [, params])`.
+- **per network**: a value per network (`network_sql`, each also a SQL function of a network
+  id), summarized over the group by `group`.
+
+`group` gives what `analyze` reports for a group: {column: (value, standard error, parameters
+it was computed at)}, e.g. DSA's noise floor and kept variance beside the distance.
+
+The table is light (no torch, no scipy): implementations are imported when first used, so the
+CLI and the SQL layer read it for free. Adding a metric = its module + one entry here (SVCCA is
+the example: `svcca.py` and the `"svcca"` entry).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from importlib import import_module
 from typing import Any
 
-import numpy as np
-
-from degeneracy.analysis import dsa, pif, representation
+from degeneracy.analysis import svcca
+from degeneracy.analysis.params import DSAMetricParams, DSAParams, PIFParams, TrajParams
 from degeneracy.registry.errors import RegistryError
 from degeneracy.registry.ids import params_hash
 from degeneracy.tasks import TASKS
 
+#: (value, standard error, canonical parameter JSON it was computed at)
+Value = tuple[float | None, float | None, str]
+
 
 @dataclass(frozen=True)
 class PairResult:
-    distance: np.ndarray
-    iterations: np.ndarray | None = None
-    loss: np.ndarray | None = None
+    distance: Any  # np.ndarray, one per pair
+    iterations: Any = None
+    loss: Any = None
     #: the same pairs under other parameter values that cost nothing extra, as
     #: (parameter overrides, distances): DSA's other score from the same alignment
-    alternates: tuple[tuple[dict, np.ndarray], ...] = ()
+    alternates: tuple[tuple[dict, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class Group:
+    """One group of networks, as a metric's `group` summary sees it."""
+
+    registry: Any
+    cache: Any  # PairwiseCache
+    ids: list[str]
+    ood: list[float | None]
+    params: str | dict | None  # this metric's parameters as the caller gave them
+    kernel: bool = True  # feature learning: also the NTK kernel alignment
+    quality: bool = True  # DSA: also the variance the rank keeps
 
 
 @dataclass(frozen=True)
 class Metric:
     name: str
-    source: str  # "weights" or "trajectories"
+    level: str  # behavior, dynamics, weights, features or representation
+    doc: str  # one line: what it computes (CLI help, README's table)
     params_type: type
-    prepare: Callable[[np.ndarray, Any], Any]
-    pairs: Callable[[list, np.ndarray, Any], PairResult]
-    doc: str
+    group: Callable[[Group], dict[str, Value]]
+    # pairwise metrics
+    source: str | None = None  # "weights" or "trajectories"
+    prepare: Callable[[Any, Any], Any] | None = None
+    pairs: Callable[[list, Any, Any], PairResult] | None = None
     #: per-network fits worth keeping across processes: (kind, the parameters the fit uses)
     stored_prepare: Callable[[Any], tuple[str, dict]] | None = None
+    # per-network metrics: SQL function name -> fn(registry, network id) -> float | None
+    network_sql: dict[str, Callable[[Any, str], float | None]] = field(default_factory=dict)
+
+    @property
+    def pairwise(self) -> bool:
+        return self.pairs is not None
+
+    @property
+    def sql_functions(self) -> tuple[str, ...]:
+        return (f"{self.name}_distance",) if self.pairwise else tuple(self.network_sql)
 
 
+def _lazy(path: str) -> Callable:
+    """`degeneracy.analysis.<module>.<name>`, imported on first call."""
+    module, name = path.rsplit(".", 1)
+
+    def call(*args, **kwargs):
+        return getattr(import_module(f"degeneracy.analysis.{module}"), name)(*args, **kwargs)
+
+    call.__name__ = name
+    return call
+
+
+# ------------------------------------------------------------------ pairwise: per batch of pairs
 def _dsa_pairs(items, pairs, p):
+    import numpy as np
+
+    from degeneracy.analysis import dsa
+
     ops = np.stack(items)
     if len(pairs) == 0:
         return PairResult(np.zeros(0))
@@ -58,26 +117,24 @@ def _dsa_pairs(items, pairs, p):
     return PairResult(dist[p.score][back], its[back], 1 - g[back], other)
 
 
-def _each(fn):
+def _each(path: str, params: bool = False) -> Callable:
+    """Pairs one at a time with `<module>.<function>(x, y)` (`(x, y, params)` if `params`)."""
+    fn = _lazy(path)
+
     def run(items, pairs, p):
-        return PairResult(np.array([fn(items[a], items[b]) for a, b in pairs], dtype=np.float64))
+        import numpy as np
+
+        extra = (p,) if params else ()
+        return PairResult(np.array([fn(items[a], items[b], *extra) for a, b in pairs], float))
 
     return run
 
 
 def _pif_pairs(items, pairs, p):
+    from degeneracy.analysis import pif
+
     dist, iterations = pif.pif_pairs(items, pairs, p)
     return PairResult(dist, iterations)
-
-
-@dataclass(frozen=True)
-class TrajParams:
-    probe: str = "id"
-
-
-@dataclass(frozen=True)
-class DSAMetricParams(dsa.DSAParams):
-    probe: str = "id"
 
 
 def _operator_key(p: DSAMetricParams) -> tuple[str, dict]:
@@ -92,59 +149,205 @@ def _operator_key(p: DSAMetricParams) -> tuple[str, dict]:
     }
 
 
+def _identity(x, p):
+    return x
+
+
+# ------------------------------------------------------------------ group summaries
+def mean_se(x) -> tuple[float | None, float | None]:
+    """(mean, standard error of the mean) of per-network values; SE None under 2 values."""
+    import numpy as np
+
+    x = np.asarray(x, dtype=np.float64)
+    if len(x) == 0:
+        return None, None
+    se = float(x.std(ddof=1) / math.sqrt(len(x))) if len(x) > 1 else None
+    return float(x.mean()), se
+
+
+def _mean_pairwise(name: str, g: Group, params=None) -> Value:
+    from degeneracy.analysis.summary import mean_pairwise
+
+    params = g.params if params is None else params
+    text = g.cache.resolve(name, g.ids, params)[2]
+    if len(g.ids) < 2:
+        return None, None, text
+    return (*mean_pairwise(g.cache.matrix(name, g.ids, params)), text)
+
+
+def _pairwise_group(name: str) -> Callable[[Group], dict[str, Value]]:
+    return lambda g: {name: _mean_pairwise(name, g)}
+
+
+def _dsa_group(g: Group) -> dict[str, Value]:
+    """The distance, its noise floor (each network's distance to itself fitted on the replica
+    probe set) and the share of the delay embedding's variance the rank keeps."""
+    import numpy as np
+
+    from degeneracy.analysis.dsa import fit_quality
+
+    out = {"dsa": _mean_pairwise("dsa", g)}
+    _, p, text, _ = g.cache.resolve("dsa", g.ids, g.params)
+    floor: tuple = (None, None)
+    if p.probe == "id":  # the replica probe exists for "id" only
+        f = g.cache.floors("dsa", g.ids, g.params)
+        floor = mean_se(f[np.isfinite(f)])
+    out["dsa_floor"] = (*floor, text)
+    if g.quality:
+        traj = g.registry.load_trajectories(g.ids, p.probe)
+        out["dsa_kept"] = (*mean_se([fit_quality(t, p)[0] for t in traj]), text)
+    return out
+
+
+def _pif_group(g: Group) -> dict[str, Value]:
+    """The distance and its chance level: the same networks' matrices at initialization."""
+    chance = {**parse_params("pif", g.params), "stage": "init"}
+    return {"pif": _mean_pairwise("pif", g), "pif_chance": _mean_pairwise("pif", g, chance)}
+
+
+def _behavior_group(g: Group) -> dict[str, Value]:
+    import numpy as np
+
+    from degeneracy.analysis.summary import behavior
+
+    std, mean, se = behavior(np.array([x for x in g.ood if x is not None]))
+    return {"behavior": (std, se, "{}"), "behavior_mean": (mean, None, "{}")}
+
+
+@dataclass(frozen=True)
+class NoParams:
+    pass
+
+
+@dataclass(frozen=True)
+class FeatureParams:
+    """Kernel alignment's probe batch: the first `steps` steps of `trials` probe trials."""
+
+    kernel_trials: int = 4
+    kernel_steps: int = 50
+
+    def __post_init__(self) -> None:
+        if self.kernel_trials < 1 or self.kernel_steps < 1:
+            raise ValueError("kernel_trials and kernel_steps must be >= 1")
+
+
+def _feature_group(g: Group) -> dict[str, Value]:
+    """Mean relative recurrent weight change and mean NTK kernel alignment (± SE of the mean)."""
+    from degeneracy.analysis.feature_learning import (
+        stored_kernel_alignment,
+        stored_weight_changes,
+    )
+
+    p = resolve("fl", g.params)[1]
+    out = {"weight_change": (*mean_se(stored_weight_changes(g.registry, g.ids)), "{}")}
+    if g.kernel:
+        kas = [
+            stored_kernel_alignment(g.registry, i, p.kernel_trials, p.kernel_steps) for i in g.ids
+        ]
+        kas = [k for k in kas if k is not None]
+        text = json.dumps(dataclasses.asdict(p), sort_keys=True)
+        out["kernel_alignment"] = (*mean_se(kas), text)
+    return out
+
+
+def _weight_change_sql(registry, nid: str) -> float:
+    return _lazy("feature_learning.stored_weight_changes")(registry, [nid])[0]
+
+
 METRICS: dict[str, Metric] = {
-    "dsa": Metric(
-        "dsa",
-        "trajectories",
-        DSAMetricParams,
-        lambda traj, p: dsa.fit_operator(traj, p),
-        _dsa_pairs,
-        "Dynamical Similarity Analysis: angular Procrustes distance between fitted operators",
-        _operator_key,
-    ),
-    "dsa_wasserstein": Metric(
-        "dsa_wasserstein",
-        "trajectories",
-        DSAMetricParams,
-        lambda traj, p: dsa.fit_operator(traj, p),
-        _each(dsa.eigen_wasserstein),
-        "fast DSA approximation: Wasserstein distance between operator eigenvalues",
-        _operator_key,
-    ),
-    "pif": Metric(
-        "pif",
-        "weights",
-        pif.PIFParams,
-        lambda w, p: w,
-        _pif_pairs,
-        "permutation-invariant distance between recurrent matrices (÷ n², the paper's)",
-    ),
-    "cka": Metric(
-        "cka",
-        "trajectories",
-        TrajParams,
-        lambda t, p: t,
-        _each(representation.cka_distance),
-        "1 - linear CKA between probe trajectories",
-    ),
-    "procrustes": Metric(
-        "procrustes",
-        "trajectories",
-        TrajParams,
-        lambda t, p: t,
-        _each(representation.procrustes_distance),
-        "angular Procrustes shape distance between probe trajectories",
-    ),
+    m.name: m
+    for m in (
+        Metric(
+            "behavior",
+            "behavior",
+            "std of OOD loss across the group's networks (mean beside it)",
+            NoParams,
+            _behavior_group,
+        ),
+        Metric(
+            "dsa",
+            "dynamics",
+            "Dynamical Similarity Analysis: angular Procrustes distance between fitted operators",
+            DSAMetricParams,
+            _dsa_group,
+            "trajectories",
+            _lazy("dsa.fit_operator"),
+            _dsa_pairs,
+            _operator_key,
+        ),
+        Metric(
+            "dsa_wasserstein",
+            "dynamics",
+            "fast DSA approximation: Wasserstein distance between operator eigenvalues",
+            DSAMetricParams,
+            _pairwise_group("dsa_wasserstein"),
+            "trajectories",
+            _lazy("dsa.fit_operator"),
+            _each("dsa.eigen_wasserstein"),
+            _operator_key,
+        ),
+        Metric(
+            "pif",
+            "weights",
+            "permutation-invariant distance between recurrent matrices (÷ n², the paper's)",
+            PIFParams,
+            _pif_group,
+            "weights",
+            _identity,
+            _pif_pairs,
+        ),
+        Metric(
+            "fl",
+            "features",
+            "feature learning: relative recurrent weight change and NTK kernel alignment",
+            FeatureParams,
+            _feature_group,
+            network_sql={
+                "weight_change": _weight_change_sql,
+                "kernel_alignment": _lazy("feature_learning.stored_kernel_alignment"),
+            },
+        ),
+        Metric(
+            "cka",
+            "representation",
+            "1 - linear CKA between probe trajectories",
+            TrajParams,
+            _pairwise_group("cka"),
+            "trajectories",
+            _identity,
+            _each("representation.cka_distance"),
+        ),
+        Metric(
+            "procrustes",
+            "representation",
+            "angular Procrustes shape distance between probe trajectories",
+            TrajParams,
+            _pairwise_group("procrustes"),
+            "trajectories",
+            _identity,
+            _each("representation.procrustes_distance"),
+        ),
+        Metric(
+            "svcca",
+            "representation",
+            "1 - mean SVCCA correlation of probe trajectories (the paper's App. G)",
+            svcca.SVCCAParams,
+            _pairwise_group("svcca"),
+            "trajectories",
+            _identity,
+            _each("svcca.svcca_distance", params=True),
+        ),
+    )
 }
 
+PAIRWISE = tuple(n for n, m in METRICS.items() if m.pairwise)
 
 #: DSA's `n_delays` and `rank` per task, chosen from the sensitivity check in
 #: docs/dsa_sensitivity.md (`python bench/dsa_sensitivity.py`): 10 delays and the smallest rank
 #: keeping >= 80 % of the delay embedding's variance with one-step R² >= 0.95. They apply when
 #: every network of one call (a group for `mean_pairwise`, the two for `dsa_distance`) has that
 #: task and the caller did not set the parameter; calls over mixed tasks use DSAParams' own, so
-#: pass explicit parameters to compare across tasks.
-#: per task, DSA's default delays and rank (each task class states its own `dsa_defaults`)
+#: pass explicit parameters to compare across tasks. Each task class states its own.
 DSA_TASK_DEFAULTS: dict[str, dict[str, Any]] = {
     name: dict(cls.dsa_defaults) for name, cls in TASKS.items()
 }
@@ -154,9 +357,12 @@ def parse_params(metric: str, params: str | dict | None) -> dict:
     """A metric's parameters as a dict, from a JSON string (bad JSON is RegistryError)."""
     if isinstance(params, str):
         try:
-            return json.loads(params) if params.strip() else {}
+            out = json.loads(params) if params.strip() else {}
         except json.JSONDecodeError as exc:
             raise RegistryError(f"{metric}: parameters are not valid JSON ({exc.msg})") from exc
+        if not isinstance(out, dict):
+            raise RegistryError(f"{metric}: parameters must be a JSON object, got {params!r}")
+        return out
     return dict(params or {})
 
 
@@ -175,14 +381,14 @@ def resolve(
         raise RegistryError(f"unknown metric {metric!r} (known: {', '.join(METRICS)})")
     m = METRICS[metric]
     params = parse_params(metric, params)
-    if issubclass(m.params_type, dsa.DSAParams) and task in DSA_TASK_DEFAULTS:
+    if issubclass(m.params_type, DSAParams) and task in DSA_TASK_DEFAULTS:
         params = {**DSA_TASK_DEFAULTS[task], **params}
     fields = {f.name for f in dataclasses.fields(m.params_type)}
     unknown = sorted(set(params) - fields)
     if unknown:
         raise RegistryError(
             f"{metric}: unknown parameter(s) {', '.join(unknown)} "
-            f"(known: {', '.join(sorted(fields))})"
+            f"(known: {', '.join(sorted(fields)) or 'none'})"
         )
     try:
         obj = m.params_type(**params)
@@ -191,3 +397,15 @@ def resolve(
     full = dataclasses.asdict(obj)
     text = json.dumps(full, sort_keys=True)
     return m, obj, text, cache_key(metric, full)
+
+
+def resolve_pairwise(
+    metric: str, params: str | dict | None = None, task: str | None = None
+) -> tuple[Metric, Any, str, str]:
+    """`resolve` for a metric with a pairwise distance (else one clear RegistryError)."""
+    if metric in METRICS and not METRICS[metric].pairwise:
+        raise RegistryError(
+            f"{metric} is a per-network metric, with no pairwise distance "
+            f"(pairwise: {', '.join(PAIRWISE)})"
+        )
+    return resolve(metric, params, task)

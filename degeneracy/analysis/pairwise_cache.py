@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from degeneracy.analysis.metrics import cache_key, resolve
+from degeneracy.analysis.metrics import cache_key, resolve_pairwise
 from degeneracy.registry.errors import RegistryError
 from degeneracy.registry.ids import params_hash
 from degeneracy.schema.kinds import REPLICA_PROBE
@@ -36,7 +36,7 @@ class PairwiseCache:
             return con.execute(sql, args).fetchall()
 
     def resolve(self, metric_name: str, ids: list[str], params=None):
-        """`metrics.resolve` with the task the networks share (per-task defaults), if one."""
+        """`metrics.resolve_pairwise` with the task the networks share (per-task defaults)."""
         group = tuple(sorted(set(ids)))
         if group not in self._tasks:  # looked up once per group (analyze, then its matrix)
             tasks = self._query(
@@ -45,7 +45,7 @@ class PairwiseCache:
                 [list(group)],
             )
             self._tasks[group] = tasks[0][0] if len(tasks) == 1 else None
-        return resolve(metric_name, params, self._tasks[group])
+        return resolve_pairwise(metric_name, params, self._tasks[group])
 
     def _stored(self, metric: str, key: str, ids: list[str]) -> dict[tuple[str, str], float]:
         sql = (
@@ -149,7 +149,7 @@ class PairwiseCache:
             todo = [i for i in missing if i in have]
             if todo:
                 replica = json.loads(text) | {"probe": REPLICA_PROBE}
-                _, obj_b, _, key_b = resolve(metric.name, replica)
+                _, obj_b, _, key_b = resolve_pairwise(metric.name, replica)
                 items = self._load(metric, obj, key, todo) + self._load(metric, obj_b, key_b, todo)
                 n = len(todo)
                 idx = np.array([(i, n + i) for i in range(n)], dtype=np.int64)

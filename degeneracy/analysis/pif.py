@@ -15,26 +15,10 @@ candidate, so the result never exceeds the unpermuted distance.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from scipy.optimize import quadratic_assignment
 
-
-@dataclass(frozen=True)
-class PIFParams:
-    restarts: int = 1
-    seed: int = 0
-    norm: str = "params"  # ÷ n² (the paper's); "rms": ÷ n
-    stage: str = "final"  # which stored W_h: "final", or "init" for the chance level
-
-    def __post_init__(self) -> None:
-        if self.restarts < 0:
-            raise ValueError("restarts must be >= 0")
-        if self.norm not in ("params", "rms"):
-            raise ValueError(f"norm must be 'params' or 'rms', got {self.norm!r}")
-        if self.stage not in ("final", "init"):
-            raise ValueError(f"stage must be 'final' or 'init', got {self.stage!r}")
+from degeneracy.analysis.params import PIFParams
 
 
 def pif_distance(w1: np.ndarray, w2: np.ndarray, params: PIFParams = PIFParams()):

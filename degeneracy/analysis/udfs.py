@@ -1,19 +1,19 @@
 """SQL functions registered on every connection the registry opens for queries.
 
-    dsa_distance(a, b [, params_json])        pif_distance(a, b [, params_json])
-    cka_distance(a, b [, params_json])        procrustes_distance(a, b [, params_json])
-    dsa_wasserstein_distance(a, b [, params_json])
+    <metric>_distance(a, b [, params_json])      -- every pairwise metric of the table
+                                                    (dsa, pif, cka, procrustes, svcca, ...)
     mean_pairwise(metric, ids [, params_json])   -- ids = list(network_id) of a group
     dsa_floor(ids [, params_json])               -- mean per-network DSA noise floor: each
                                                     network's distance to itself on an
                                                     independent probe set ("id" vs "id_b")
-    weight_change(id)                            -- feature learning, per network:
-    kernel_alignment(id)                            ‖W_T − W_0‖/‖W_0‖ of W_h, and the NTK
-                                                    alignment between init and end
+    weight_change(id)                            -- per-network metrics of the table
+    kernel_alignment(id)                            (feature learning: ‖W_T − W_0‖/‖W_0‖ of
+                                                    W_h, and the NTK alignment init vs end)
 
 They go through the pairwise cache: a pair is computed once per parameter set, ever. DuckDB
 refuses same-name overloads of Python functions, so one Python function per shape is registered
-and TEMP macros give the optional last argument. Nothing heavy is imported until a function runs.
+and TEMP macros give the optional last argument. Every function comes from the metric table
+(`metrics.METRICS`, light to import); nothing heavy is imported until a function runs.
 """
 
 from __future__ import annotations
@@ -23,10 +23,12 @@ import math
 import duckdb
 from duckdb import sqltypes
 
-#: the metric table's names (`metrics.METRICS`, too heavy to import here; a test keeps the two
-#: equal): each gets the SQL function <name>_distance
-METRIC_NAMES = ("dsa", "dsa_wasserstein", "pif", "cka", "procrustes")
-PAIR_FUNCTIONS = {f"{m}_distance": m for m in METRIC_NAMES}
+from degeneracy.analysis.metrics import METRICS
+
+#: SQL function -> pairwise metric
+PAIR_FUNCTIONS = {m.sql_functions[0]: m.name for m in METRICS.values() if m.pairwise}
+#: SQL function -> fn(registry, network id), of the per-network metrics
+NETWORK_FUNCTIONS = {f: fn for m in METRICS.values() for f, fn in m.network_sql.items()}
 
 
 def register(con: duckdb.DuckDBPyConnection, registry) -> LazyCache:
@@ -55,21 +57,17 @@ def register(con: duckdb.DuckDBPyConnection, registry) -> LazyCache:
         floors = cache.get().floors("dsa", ids, params)
         return None if np.isnan(floors).all() else float(np.nanmean(floors))
 
-    def weight_change(nid):
-        from degeneracy.analysis.analyze import network_weight_change
+    def per_network(fn):
+        def call(nid):
+            value = None if nid is None else fn(registry, nid)
+            return None if value is None or math.isnan(value) else float(value)
 
-        return None if nid is None else float(network_weight_change(registry, nid))
-
-    def kernel_alignment(nid):
-        from degeneracy.analysis.analyze import network_kernel_alignment
-
-        ka = None if nid is None else network_kernel_alignment(registry, nid)
-        return None if ka is None else float(ka)
+        return call
 
     v = sqltypes.VARCHAR
-    for name, fn in (("weight_change", weight_change), ("kernel_alignment", kernel_alignment)):
+    for name, fn in NETWORK_FUNCTIONS.items():
         con.create_function(
-            name, fn, [v], sqltypes.DOUBLE, null_handling="special", side_effects=True
+            name, per_network(fn), [v], sqltypes.DOUBLE, null_handling="special", side_effects=True
         )
     con.create_function(
         "_degeneracy_pair",

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from degeneracy.analysis.metrics import METRICS, PAIRWISE
 from degeneracy.cli.common import (
     FormatOpt,
     RegistryOpt,
@@ -36,9 +37,7 @@ def _params(items: list[str]) -> dict[str, str]:
 def analyze(
     metrics: Annotated[
         str,
-        typer.Option(
-            help="Comma-separated: behavior, dsa, pif, fl, cka, procrustes, dsa_wasserstein."
-        ),
+        typer.Option(help=f"Comma-separated, of: {', '.join(METRICS)}."),
     ] = "behavior,dsa,pif",
     group_by: Annotated[
         str | None,
@@ -142,7 +141,7 @@ def _grid(reg, factor, cols, where, params, converged_only, format, out) -> None
 @app.command()
 @user_errors
 def distances(
-    metric: Annotated[str, typer.Option(help="dsa, pif, cka, procrustes or dsa_wasserstein.")],
+    metric: Annotated[str, typer.Option(help=f"One of: {', '.join(PAIRWISE)}.")],
     where: Annotated[str, typer.Option(help="SQL filter selecting networks.")] = "converged",
     params: Annotated[str, typer.Option(help="Metric parameters as JSON.")] = "{}",
     out: Annotated[
