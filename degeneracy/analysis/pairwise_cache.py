@@ -25,7 +25,6 @@ class PairwiseCache:
         self.con = con  # a connection (cursor) to read the cache through, else open one
         self.pending: dict[tuple[str, str, str, str], tuple] = {}
         self.pending_prepared: dict[tuple[str, str, str], np.ndarray] = {}
-        self.computed = 0  # pairs computed by this object (tests count them)
         self._prepared: dict[tuple[str, str, str], Any] = {}
         self._tasks: dict[tuple[str, ...], str | None] = {}
 
@@ -115,7 +114,6 @@ class PairwiseCache:
             res = metric.pairs(items, idx, obj)
             for (a, b), d in zip(missing, self._keep(metric.name, metric.name, text, missing, res)):
                 stored[(a, b)] = d
-            self.computed += len(missing)
         n = len(ids)
         out = np.zeros((n, n))
         for i in range(n):

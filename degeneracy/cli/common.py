@@ -89,6 +89,14 @@ ThreadsOpt = Annotated[
 OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="Write to FILE, not stdout.")]
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from degeneracy import __version__
+
+        typer.echo(f"degeneracy {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def main_options(
     registry: Annotated[
@@ -101,6 +109,12 @@ def main_options(
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or notes.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=_print_version, help="Print the version; exit."
+        ),
+    ] = False,
 ) -> None:
     state.registry = registry
     state.quiet = quiet

@@ -314,11 +314,6 @@ class Registry:
         with self.read_query(query, params) as rel:
             return pl.from_arrow(rel.to_arrow_table())
 
-    def networks(self, where: str | None = None):
-        """The `networks` table (optionally filtered by a SQL condition) as a DataFrame."""
-        q = "SELECT * FROM networks_labeled"
-        return self.sql(q + (f" WHERE {where}" if where else "") + " ORDER BY network_id")
-
     # ---------------------------------------------------------------- write side
     def write_ensemble(
         self,

@@ -64,12 +64,3 @@ ARRAY_SCHEMAS: dict[str, pa.Schema] = {
     "curves": CURVES,
 }
 assert tuple(ARRAY_SCHEMAS) == ARRAY_KINDS
-
-#: Within a file, rows are sorted and split into one row group per value of these columns,
-#: so reading e.g. the final recurrent matrices touches one row group only.
-ROW_GROUP_KEYS: dict[str, tuple[str, ...]] = {
-    "weights": ("stage", "name"),
-    "trajectories": ("probe",),
-    "outputs": ("probe",),
-    "curves": (),
-}

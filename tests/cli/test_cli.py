@@ -285,3 +285,10 @@ def test_bad_input_is_one_line_exit_2_and_leaves_the_registry_as_it_was(
     assert _snapshot(filled.root) == before
     assert (tmp_path / "full" / "keep.txt").read_text() == "mine"
     assert (tmp_path / "a-file.csv").read_text() == "mine"
+
+
+def test_version():
+    from degeneracy import __version__
+
+    r = run_cli("--version")
+    assert r.returncode == 0 and r.stdout == f"degeneracy {__version__}\n"
