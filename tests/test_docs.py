@@ -33,3 +33,38 @@ def test_every_example_spec_parses_and_dry_runs(spec, tmp_path):
     if spec.parent.name == "examples":  # the reproduce specs are covered by tests/reproduce
         r = run_cli("sweep", spec, "--dry-run", registry=tmp_path / "none")
         assert r.returncode == 0 and "condition(s)" in r.stdout, r.stderr
+
+
+def _readme_commands() -> list[list[str]]:
+    """Every `degeneracy ...` invocation in README's bash blocks, as argv (comments dropped)."""
+    import shlex
+
+    out = []
+    for block in re.findall(r"```bash\n(.*?)```", README.read_text(), flags=re.S):
+        for line in block.splitlines():
+            for part in line.split("&&"):
+                argv = shlex.split(part, comments=True)
+                if argv[:1] == ["degeneracy"]:
+                    out.append(argv[1:])
+    return out
+
+
+def test_every_readme_command_names_a_command_and_options_that_exist():
+    """Each README command line parses against the CLI as it is (a renamed option or command
+    fails here); the ones that run quickly also run, in tests/cli."""
+    import click
+    import typer.main
+
+    from degeneracy.cli.app import app
+
+    root = typer.main.get_command(app)
+    commands = _readme_commands()
+    assert len(commands) >= 20
+    for argv in commands:
+        with root.make_context("degeneracy", list(argv)) as ctx:
+            name, sub, rest = root.resolve_command(ctx, [*ctx._protected_args, *ctx.args])
+            assert sub is not None, argv
+            try:
+                sub.make_context(name, rest, parent=ctx)
+            except click.exceptions.Exit:  # --help
+                pass
