@@ -82,11 +82,10 @@ def train_jobs(
 
     if workers < 1 or (threads is not None and threads < 1):
         raise RegistryError("workers and threads must be >= 1")
-    if executor not in ("local", "ray"):
-        raise RegistryError(f"executor must be 'local' or 'ray', got {executor!r}")
-    if executor == "ray":
-        from degeneracy.training.ray_executor import require_ray
+    from degeneracy.ray_session import check_executor, require_ray
 
+    check_executor(executor)
+    if executor == "ray":
         require_ray()  # before anything is trained: one clear line if the extra is missing
     jobs = [Job(j.experiment, check_seeds(list(j.seeds))) for j in jobs]
     device = pick_device(device)
