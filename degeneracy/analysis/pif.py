@@ -20,6 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import quadratic_assignment
 
+#: the process count `pif_pairs` defaults to when set (a Ray task sets it to its CPUs, so it
+#: never spawns one process per core of a node it shares); None: every core
+MAX_WORKERS: int | None = None
+
 
 @dataclass(frozen=True)
 class PIFParams:
@@ -76,7 +80,8 @@ def pif_pairs(
     each FAQ solve is single-threaded scipy work). Returns (distances, iterations)."""
     import os
 
-    workers = workers if workers is not None else (os.cpu_count() or 1)
+    if workers is None:
+        workers = MAX_WORKERS if MAX_WORKERS is not None else (os.cpu_count() or 1)
     pairs = np.asarray(pairs).reshape(-1, 2)
     if workers <= 1 or len(pairs) < 64:
         out = [pif_distance(mats[a], mats[b], params) for a, b in pairs]
