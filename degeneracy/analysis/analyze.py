@@ -137,11 +137,13 @@ def analyze(
     kernel: bool = True,
     quality: bool = True,
     progress: Callable[[str, int, int], None] | None = None,
+    executor=None,
 ) -> tuple[list[str], list[dict[str, Any]]]:
     """Compute, store in `results` and return (metric columns, one row per group).
 
     `progress(description, pairs_done, pairs_total)` is called after each metric of each group.
     `kernel`: NTK kernel alignment with fl; `quality`: the DSA rank's kept variance with dsa.
+    `executor`: where missing pairs are computed (`PairwiseCache`; None: in this process).
     """
     unknown = [m for m in metrics if m not in LEVEL_METRICS]
     if unknown:
@@ -153,7 +155,7 @@ def analyze(
     for m in metrics:  # bad parameters fail before any work
         if m in METRICS:
             resolve(m, params.get(m))
-    cache = PairwiseCache(registry)
+    cache = PairwiseCache(registry, executor=executor)
     rows, results, columns = [], [], []
     found = groups(registry, group_by, where, converged_only)
     n_pair_metrics = sum(1 for m in metrics if m in METRICS)
