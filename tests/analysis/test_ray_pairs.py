@@ -94,30 +94,18 @@ def test_cli_bad_executor_values_are_one_line_and_exit_2(tmp_path):
     )
 
 
-def test_the_cli_on_a_local_ray_writes_the_local_distances(tmp_path):
-    """Runs before the module's Ray instance starts: the command starts (and stops) its own."""
-    pytest.importorskip("ray", reason="Ray is an optional extra (degeneracy[ray])")
+def test_analysis_and_distances_on_ray_equal_the_local_executor(
+    tmp_path, ray_instance, monkeypatch
+):
     local, on_ray = _twin(tmp_path, "local"), _twin(tmp_path, "ray")
-    args = ["distances", "--metric", "dsa", "--params", json.dumps(DSA)]
-    want = run_cli(*args, "--out", tmp_path / "local.csv", registry=local.root)
-    assert want.returncode == 0, want.stderr
-    out = tmp_path / "ray.csv"
-    got = run_cli(
-        *args, "--executor", "ray", "--chunk-pairs", "3", "--out", out, registry=on_ray.root
-    )
-    if got.returncode != 0 and "Traceback" in got.stderr and "ray" in got.stderr.lower():
-        pytest.skip(f"a local Ray instance did not start: {got.stderr.strip().splitlines()[-1]}")
-    assert got.returncode == 0, got.stderr
-    import polars as pl
+    real, sizes = ray_pairs.RayPairs.compute, []
 
-    a, b = pl.read_csv(tmp_path / "local.csv"), pl.read_csv(out)
-    assert a.height == 10 and a.select("a", "b").equals(b.select("a", "b"))  # 5 converged
-    assert np.allclose(a["distance"].to_numpy(), b["distance"].to_numpy(), rtol=0, atol=1e-9)
-    assert on_ray.sql("SELECT count(*) AS n FROM pairwise")["n"][0] == 2 * 10
+    def counted(self, *args):  # the chunks that came back from Ray tasks
+        for rows, res in real(self, *args):
+            sizes.append(len(rows))
+            yield rows, res
 
-
-def test_analysis_and_distances_on_ray_equal_the_local_executor(tmp_path, ray_instance):
-    local, on_ray = _twin(tmp_path, "local"), _twin(tmp_path, "ray")
+    monkeypatch.setattr(ray_pairs.RayPairs, "compute", counted)
     kw = {"params": {"dsa": DSA}, "converged_only": False, "kernel": False}
     metrics = ["behavior", "dsa", "pif"]
     cols, rows = api.analyze(local, metrics, ["complexity"], **kw)
@@ -125,6 +113,8 @@ def test_analysis_and_distances_on_ray_equal_the_local_executor(tmp_path, ray_in
         on_ray, metrics, ["complexity"], executor="ray", chunk_pairs=4, **kw
     )
     assert ray_instance.is_initialized()  # a running instance is used, not stopped
+    # dsa, pif and pif's chance level: 15 pairs in chunks of 4, 4, 4, 3 and 6 in 4, 2 each
+    assert sorted(sizes) == sorted([4, 4, 4, 3, 4, 2] * 3)
     assert cols_r == cols and len(rows_r) == len(rows) == 2
     for a, b in zip(rows, rows_r):
         assert a.keys() == b.keys()
@@ -201,3 +191,26 @@ def test_a_killed_worker_is_retried_and_the_matrix_is_complete(tmp_path, ray_ins
     assert cache.computed == 15
     assert np.allclose(got, PairwiseCache(local).matrix("pif", ids), rtol=0, atol=1e-12)
     assert on_ray.sql("SELECT count(*) AS n FROM pairwise")["n"][0] == 15
+
+
+def test_the_cli_on_a_ray_cluster_writes_the_local_distances(tmp_path, ray_instance):
+    """`distances --executor ray --address` as a second driver on the module's Ray instance."""
+    local, on_ray = _twin(tmp_path, "local"), _twin(tmp_path, "ray")
+    args = ["distances", "--metric", "dsa", "--params", json.dumps(DSA)]
+    want = run_cli(*args, "--out", tmp_path / "local.csv", registry=local.root)
+    assert want.returncode == 0, want.stderr
+    address = ray_instance.get_runtime_context().gcs_address
+    out = tmp_path / "ray.csv"
+    got = run_cli(
+        *args,
+        *("--executor", "ray", "--address", address, "--chunk-pairs", "3", "--out", out),
+        registry=on_ray.root,
+    )
+    assert got.returncode == 0, got.stderr
+    import polars as pl
+
+    a, b = pl.read_csv(tmp_path / "local.csv"), pl.read_csv(out)
+    assert a.height == 10 and a.select("a", "b").equals(b.select("a", "b"))  # 5 converged
+    assert np.allclose(a["distance"].to_numpy(), b["distance"].to_numpy(), rtol=0, atol=1e-9)
+    assert on_ray.sql("SELECT count(*) AS n FROM pairwise")["n"][0] == 2 * 10
+    assert ray_instance.is_initialized()  # the cluster is left running
