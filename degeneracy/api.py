@@ -82,11 +82,10 @@ def train_jobs(
 
     if workers < 1 or (threads is not None and threads < 1):
         raise RegistryError("workers and threads must be >= 1")
-    if executor not in ("local", "ray"):
-        raise RegistryError(f"executor must be 'local' or 'ray', got {executor!r}")
-    if executor == "ray":
-        from degeneracy.training.ray_executor import require_ray
+    from degeneracy.ray_session import check_executor, require_ray
 
+    check_executor(executor)
+    if executor == "ray":
         require_ray()  # before anything is trained: one clear line if the extra is missing
     jobs = [Job(j.experiment, check_seeds(list(j.seeds))) for j in jobs]
     device = pick_device(device)
@@ -332,11 +331,29 @@ def check(registry: Registry, repair: bool = False, drop_missing: bool = False):
 
 
 # ------------------------------------------------------------------ measuring
-def analyze(registry: Registry, metrics: Sequence[str], group_by=None, where=None, **kw):
-    """Degeneracy of every group at each level (see `analysis.analyze.analyze`)."""
-    from degeneracy.analysis.analyze import analyze as run
+def analyze(
+    registry: Registry,
+    metrics: Sequence[str],
+    group_by=None,
+    where=None,
+    executor: str = "local",
+    address: str | None = None,
+    chunk_pairs: int | None = None,
+    **kw,
+):
+    """Degeneracy of every group at each level (see `analysis.analyze.analyze`).
 
-    return run(registry, list(metrics), group_by, where, **kw)
+    `executor="ray"` computes each group's missing pairs as Ray tasks of `chunk_pairs` pairs
+    (default `ray_pairs.CHUNK_PAIRS`), on the cluster at `address` or a local Ray instance;
+    finished chunks are kept in the pairwise cache as they return (see `analysis.ray_pairs`)."""
+    from contextlib import nullcontext
+
+    from degeneracy.analysis.analyze import analyze as run
+    from degeneracy.analysis.ray_pairs import pair_executor
+
+    pairs = pair_executor(executor, address, chunk_pairs)
+    with pairs or nullcontext():
+        return run(registry, list(metrics), group_by, where, executor=pairs, **kw)
 
 
 def distances(
@@ -344,20 +361,30 @@ def distances(
     metric: str,
     where: str = "converged",
     params: str | dict | None = None,
+    executor: str = "local",
+    address: str | None = None,
+    chunk_pairs: int | None = None,
 ):
     """(network ids, square distance matrix, 2-D classical MDS coordinates) of the networks
-    matching `where`; pairs come from, and go to, the pairwise cache."""
+    matching `where`; pairs come from, and go to, the pairwise cache. `executor`, `address`
+    and `chunk_pairs` as in `analyze`."""
+    from contextlib import nullcontext
+
     from degeneracy.analysis.pairwise_cache import PairwiseCache
+    from degeneracy.analysis.ray_pairs import pair_executor
     from degeneracy.analysis.summary import classical_mds
 
+    pairs = pair_executor(executor, address, chunk_pairs)
     with registry.read_query(
         f"SELECT network_id FROM networks_labeled WHERE {where} ORDER BY 1"
     ) as rel:
         ids = [r[0] for r in rel.fetchall()]
     if len(ids) < 2:
         raise RegistryError(f"need at least 2 networks, the filter selects {len(ids)}")
-    cache = PairwiseCache(registry)
-    d = cache.matrix(metric, ids, params)
+    cache = PairwiseCache(registry, executor=pairs)
+    cache.resolve(metric, ids, params)  # bad parameters fail before Ray starts
+    with pairs or nullcontext():
+        d = cache.matrix(metric, ids, params)
     cache.flush()
     return ids, d, classical_mds(d, 2)
 

@@ -64,11 +64,13 @@ def analyze(
     kernel: bool = True,
     quality: bool = True,
     progress: Callable[[str, int, int], None] | None = None,
+    executor=None,
 ) -> tuple[list[str], list[dict[str, Any]]]:
     """Compute, store in `results` and return (metric columns, one row per group).
 
     `progress(description, pairs_done, pairs_total)` is called after each metric of each group.
     `kernel`: NTK kernel alignment with fl; `quality`: the DSA rank's kept variance with dsa.
+    `executor`: where missing pairs are computed (`PairwiseCache`; None: in this process).
     """
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
@@ -77,7 +79,7 @@ def analyze(
     group_by = group_by or DEFAULT_GROUP_BY
     for m in metrics:  # bad parameters fail before any work
         resolve(m, params.get(m))
-    cache = PairwiseCache(registry)
+    cache = PairwiseCache(registry, executor=executor)
     rows, results, columns = [], [], []
     found = groups(registry, group_by, where, converged_only)
     pairwise = [m for m in metrics if METRICS[m].pairwise]

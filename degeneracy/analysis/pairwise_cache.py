@@ -4,11 +4,16 @@
 computes only the missing ones (loading and preparing only the networks involved, batched), and
 keeps the new rows pending; `flush()` writes them in one transaction. Queries run on read-only
 connections, so the registry writes the pending rows after the query's connection is closed.
+
+The missing pairs are computed here in one batch, or, with `executor` a `ray_pairs.RayPairs`,
+in chunks as Ray tasks; each chunk is then written as it comes back (`flush`), so a stopped run
+keeps what finished.
 """
 
 from __future__ import annotations
 
 import json
+from contextlib import closing
 from typing import Any
 
 import numpy as np
@@ -20,9 +25,10 @@ from degeneracy.schema.kinds import REPLICA_PROBE
 
 
 class PairwiseCache:
-    def __init__(self, registry, con=None):
+    def __init__(self, registry, con=None, executor=None):
         self.registry = registry
         self.con = con  # a connection (cursor) to read the cache through, else open one
+        self.executor = executor  # None: pairs computed here; a RayPairs: as Ray tasks
         self.pending: dict[tuple[str, str, str, str], tuple] = {}
         self.pending_prepared: dict[tuple[str, str, str], np.ndarray] = {}
         self._prepared: dict[tuple[str, str, str], Any] = {}
@@ -111,9 +117,13 @@ class PairwiseCache:
             pos = {n: k for k, n in enumerate(involved)}
             items = self._load(metric, obj, key, involved)
             idx = np.array([(pos[a], pos[b]) for a, b in missing], dtype=np.int64)
-            res = metric.pairs(items, idx, obj)
-            for (a, b), d in zip(missing, self._keep(metric.name, metric.name, text, missing, res)):
-                stored[(a, b)] = d
+            with closing(self._compute(metric, items, idx, obj)) as chunks:
+                for rows, res in chunks:
+                    done = [missing[k] for k in rows]
+                    kept = self._keep(metric.name, metric.name, text, done, res)
+                    stored.update(zip(done, kept))
+                    if self.executor is not None:
+                        self.flush()  # kept if the run stops before the other chunks return
         n = len(ids)
         out = np.zeros((n, n))
         for i in range(n):
@@ -121,6 +131,14 @@ class PairwiseCache:
                 a, b = sorted((ids[i], ids[j]))
                 out[i, j] = out[j, i] = 0.0 if a == b else stored[(a, b)]
         return out
+
+    def _compute(self, metric, items: list, idx: np.ndarray, obj):
+        """(rows of `idx`, their PairResult): here in one batch, or per chunk from the executor."""
+        if self.executor is None:
+            yield np.arange(len(idx)), metric.pairs(items, idx, obj)
+            return
+        with closing(self.executor.compute(metric.name, items, idx, obj)) as chunks:
+            yield from chunks
 
     def floors(self, metric_name: str, ids: list[str], params=None) -> np.ndarray:
         """Per network of `ids`: the metric's distance between its fits on two independent probe

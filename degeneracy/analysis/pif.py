@@ -20,6 +20,10 @@ from scipy.optimize import quadratic_assignment
 
 from degeneracy.analysis.params import PIFParams
 
+#: the process count `pif_pairs` defaults to when set (a Ray task sets it to its CPUs, so it
+#: never spawns one process per core of a node it shares); None: every core
+MAX_WORKERS: int | None = None
+
 
 def pif_distance(w1: np.ndarray, w2: np.ndarray, params: PIFParams = PIFParams()):
     """(distance, permutation perm with W2[perm][:, perm] ≈ W1, FAQ iterations used)."""
@@ -60,7 +64,8 @@ def pif_pairs(
     each FAQ solve is single-threaded scipy work). Returns (distances, iterations)."""
     import os
 
-    workers = workers if workers is not None else (os.cpu_count() or 1)
+    if workers is None:
+        workers = MAX_WORKERS if MAX_WORKERS is not None else (os.cpu_count() or 1)
     pairs = np.asarray(pairs).reshape(-1, 2)
     if workers <= 1 or len(pairs) < 64:
         out = [pif_distance(mats[a], mats[b], params) for a, b in pairs]

@@ -21,6 +21,22 @@ from degeneracy.cli.common import (
 from degeneracy.cli.output import Format, emit
 from degeneracy.registry.errors import RegistryError
 
+ExecutorOpt = Annotated[
+    str,
+    typer.Option(
+        help="local (this process) or ray (the missing pairs as Ray tasks, each chunk kept as it "
+        "returns; needs pip install 'degeneracy[ray]')."
+    ),
+]
+AddressOpt = Annotated[
+    str | None,
+    typer.Option(help="With --executor ray: the cluster's address [default: a local Ray]."),
+]
+ChunkPairsOpt = Annotated[
+    int | None,
+    typer.Option(help="With --executor ray: pairs per Ray task [default: 128]."),
+]
+
 
 def _params(items: list[str]) -> dict[str, str]:
     out = {}
@@ -62,6 +78,9 @@ def analyze(
     ] = None,
     format: FormatOpt = Format.table,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write to FILE.")] = None,
+    executor: ExecutorOpt = "local",
+    address: AddressOpt = None,
+    chunk_pairs: ChunkPairsOpt = None,
     registry: RegistryOpt = None,
 ) -> None:
     """Degeneracy per group at the behavior, dynamics and weight levels (± bootstrap SE).
@@ -73,11 +92,15 @@ def analyze(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from degeneracy.analysis.analyze import analyze as run
+    from degeneracy.analysis.ray_pairs import pair_executor
+    from degeneracy.api import analyze as run
 
+    pair_executor(executor, address, chunk_pairs)  # bad values: one line before any work
     reg = open_registry(registry)
     cols = [c.strip() for c in group_by.split(",")] if group_by else None
     if dsa_grid is not None:
+        if executor != "local":
+            raise RegistryError("--dsa-grid runs on the local executor only (drop --executor)")
         _grid(reg, dsa_grid, cols, where, _params(params or []), not all_networks, format, out)
         return
     names = [m.strip() for m in metrics.split(",") if m.strip()]
@@ -95,7 +118,16 @@ def analyze(
             bar.update(task, description=description, completed=done, total=total or None)
 
         columns, rows = run(
-            reg, names, cols, where, _params(params or []), not all_networks, progress=progress
+            reg,
+            names,
+            cols,
+            where,
+            executor,
+            address,
+            chunk_pairs,
+            params=_params(params or []),
+            converged_only=not all_networks,
+            progress=progress,
         )
     if not rows:
         say("no (converged) networks match")
@@ -150,6 +182,9 @@ def distances(
             "--out", "-o", help="FILE.parquet or FILE.csv: pairs (a, b, distance); MDS beside it."
         ),
     ] = None,
+    executor: ExecutorOpt = "local",
+    address: AddressOpt = None,
+    chunk_pairs: ChunkPairsOpt = None,
     registry: RegistryOpt = None,
 ) -> None:
     """The pairwise distance matrix of the selected networks, and its classical MDS coordinates.
@@ -163,7 +198,9 @@ def distances(
 
     from degeneracy.api import distances as run
 
-    ids, d, coords = run(open_registry(registry), metric, where, params)
+    ids, d, coords = run(
+        open_registry(registry), metric, where, params, executor, address, chunk_pairs
+    )
     iu = np.triu_indices(len(ids), 1)
     pairs = pa.table(
         {"a": [ids[i] for i in iu[0]], "b": [ids[j] for j in iu[1]], "distance": d[iu]}

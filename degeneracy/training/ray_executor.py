@@ -14,22 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from degeneracy.registry.errors import RegistryError
+from degeneracy.ray_session import as_completed, session
 from degeneracy.training.checkpoint import Checkpointing
 from degeneracy.training.trainer import Experiment, NetworkRecord, train_ensemble
 
 RETRIES = 3  # a task whose worker process dies (OOM, a lost node) runs again, from its checkpoint
-
-
-def require_ray():
-    try:
-        import ray
-    except ImportError:
-        raise RegistryError(
-            "the Ray executor needs Ray: pip install 'degeneracy[ray]' (or use the local "
-            "executor: --workers N)"
-        ) from None
-    return ray
 
 
 def _train_task(
@@ -53,31 +42,12 @@ def train_many_ray(
 
     Without `address` a local Ray instance starts on this machine (`cpus` of its cores, default
     all) and stops at the end; with one, the cluster there is used and left running."""
-    ray = require_ray()
-    started = False
-    if not ray.is_initialized():
-        ray.init(
-            address=address,
-            num_cpus=None if address else cpus,
-            include_dashboard=False,
-            log_to_driver=False,
-            configure_logging=False,
-        )
-        started = True
     gpu = 1 if device.startswith("cuda") else 0
-    task = ray.remote(_train_task).options(num_cpus=threads, num_gpus=gpu, max_retries=RETRIES)
-    refs = {
-        task.remote(exp, seeds, device, threads, checkpoints[i] if checkpoints else None): i
-        for i, (exp, seeds) in enumerate(work)
-    }
-    pending = list(refs)
-    try:
-        while pending:
-            done, pending = ray.wait(pending, num_returns=1)
-            for ref in done:
-                yield refs[ref], ray.get(ref)
-    finally:
-        for ref in pending:  # an error or Ctrl-C: stop what still runs (a rerun resumes it)
-            ray.cancel(ref, force=True)
-        if started:
-            ray.shutdown()
+    with session(address, cpus) as ray:
+        task = ray.remote(_train_task).options(num_cpus=threads, num_gpus=gpu, max_retries=RETRIES)
+        refs = {
+            task.remote(exp, seeds, device, threads, checkpoints[i] if checkpoints else None): i
+            for i, (exp, seeds) in enumerate(work)
+        }
+        # an error or Ctrl-C cancels what still runs (a rerun resumes it)
+        yield from as_completed(ray, refs)

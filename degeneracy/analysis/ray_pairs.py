@@ -1,0 +1,123 @@
+"""Pairwise distances as Ray tasks: the missing pairs of a matrix, computed in chunks.
+
+`PairwiseCache.matrix` finds the pairs the cache lacks and prepares each network involved (DSA's
+operator fit, once per network, on the driver: it is linear in the networks, the pairs are
+quadratic). With a `RayPairs` executor those pairs are then split into chunks, each one Ray task
+running the metric's batched `pairs` on its chunk; the driver writes every chunk to the
+`pairwise` table as it comes back (the catalog keeps one writer), so a run that stops (Ctrl-C, a
+crash, a lost cluster) keeps every finished chunk and a rerun computes only the rest.
+
+A chunk is a contiguous run of the missing pairs (a, b), a < b, taken in column order: every
+pair of network b with the networks before it, then of the next b. A chunk thus covers whole
+columns where it can, so its pairs are dense among its networks, which is what DSA's composition
+rounds route through (`metrics._dsa_pairs` aligns a chunk's pairs together, seeding pair (i, j)
+from C_ik C_kj only through networks k whose pairs with i and j are both in the chunk). Per-pair
+metrics (PIF, CKA, Procrustes, the eigenvalue Wasserstein) give the same value whatever the
+chunking; a DSA pair whose best optimum the one-batch local run reached only through a
+composition outside its chunk can end at another local optimum, so the local executor remains
+the reference for DSA, and a chunk as large as the group (`chunk_pairs` >= n(n-1)/2) gives
+exactly its alignment.
+
+Each task asks Ray for `threads` CPUs (default 1) and runs torch, and PIF's process pool, on
+exactly that many. The prepared networks of a matrix go to the object store once (`ray.put`) and
+every task reads them from there. Ray retries a task whose worker dies (`RETRIES`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import closing
+
+import numpy as np
+
+from degeneracy.ray_session import as_completed, check_executor, require_ray, start
+from degeneracy.registry.errors import RegistryError
+
+#: pairs per task. At the paper's scale (hidden 128, DSA rank 10) a DSA pair takes ~10 ms and a
+#: PIF pair ~65 ms (README, Performance), so a chunk runs ~1.3 s (DSA) to ~8 s (PIF): Ray's
+#: per-task cost (scheduling, a result of 128 floats, a few ms) stays under 1 %, and a group of
+#: 50 networks (1,225 pairs) still gives 10 tasks to spread over a cluster. Each chunk spans at
+#: least 2-3 whole columns of such a group, so DSA's composition rounds keep routes.
+CHUNK_PAIRS = 128
+RETRIES = 3  # a task whose worker process dies (OOM, a lost node) runs again
+
+
+def chunk_rows(idx: np.ndarray, size: int) -> list[np.ndarray]:
+    """Rows of the pairs `idx` (m, 2), i < j, in chunks of at most `size`: column order (by j,
+    then i), cut into contiguous runs."""
+    idx = np.asarray(idx).reshape(-1, 2)
+    order = np.lexsort((idx[:, 0], idx[:, 1]))
+    return [order[k : k + size] for k in range(0, len(order), size)]
+
+
+def _pairs_task(metric: str, items: list, idx: np.ndarray, params, threads: int):
+    import torch
+
+    from degeneracy.analysis import pif
+    from degeneracy.analysis.metrics import METRICS
+
+    torch.set_num_threads(threads)
+    pif.MAX_WORKERS = threads
+    return METRICS[metric].pairs(items, idx, params)
+
+
+class RayPairs:
+    """The Ray executor of `PairwiseCache`: chunks of `chunk_pairs` pairs, `threads` CPUs per
+    task, on the cluster at `address` or a local Ray instance on this machine's cores.
+
+    Ray starts when a matrix first has pairs to compute; used as a context manager, an instance
+    this object started is stopped on exit (a cluster is only disconnected from), so every
+    matrix of an `analyze` shares one."""
+
+    def __init__(
+        self, address: str | None = None, chunk_pairs: int = CHUNK_PAIRS, threads: int = 1
+    ):
+        if chunk_pairs < 1 or threads < 1:
+            raise RegistryError("chunk_pairs and threads must be >= 1")
+        self.address = address
+        self.chunk_pairs = chunk_pairs
+        self.threads = threads
+        self._started = False
+
+    def __enter__(self) -> RayPairs:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._started:
+            require_ray().shutdown()
+            self._started = False
+
+    def compute(self, metric: str, items: list, idx: np.ndarray, params) -> Iterator[tuple]:
+        """(rows of `idx`, their `PairResult`) per chunk, in the order chunks finish. Leaving
+        early (an error, Ctrl-C) cancels the chunks still running."""
+        ray = require_ray()
+        self._started = start(self.address) or self._started
+        shared = ray.put(items)
+        task = ray.remote(_pairs_task).options(num_cpus=self.threads, max_retries=RETRIES)
+        parts = chunk_rows(idx, self.chunk_pairs)
+        refs = {
+            task.remote(metric, shared, idx[rows], params, self.threads): k
+            for k, rows in enumerate(parts)
+        }
+        with closing(as_completed(ray, refs)) as results:
+            for k, res in results:
+                yield parts[k], res
+
+
+def pair_executor(
+    executor: str = "local", address: str | None = None, chunk_pairs: int | None = None
+) -> RayPairs | None:
+    """The `PairwiseCache` executor an API call names: None (local: one batch in this process)
+    or a `RayPairs` (`chunk_pairs` default `CHUNK_PAIRS`); bad values and a missing Ray are one
+    RegistryError, before any work."""
+    check_executor(executor)
+    chunk_pairs = CHUNK_PAIRS if chunk_pairs is None else chunk_pairs
+    if chunk_pairs < 1:
+        raise RegistryError(f"chunk_pairs must be >= 1, got {chunk_pairs}")
+    if executor == "local":
+        return None
+    require_ray()
+    return RayPairs(address, chunk_pairs)
