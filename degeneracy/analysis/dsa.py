@@ -42,6 +42,7 @@ other network k, which finds the global optimum far more often than one start.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -334,6 +335,11 @@ def _solve(a, b, c0, params: DSAParams, device: str | None):
     return c.cpu(), g.cpu(), it.cpu()
 
 
+def local_solver(params: DSAParams, device: str | None = None) -> Solver:
+    """Every Newton batch in this process, on `device`."""
+    return lambda a, b, c0: _solve(a, b, c0, params, device)
+
+
 def normalize(ops: np.ndarray) -> torch.Tensor:
     t = torch.as_tensor(np.ascontiguousarray(ops), dtype=torch.float64)
     return t / torch.linalg.matrix_norm(t).clamp(min=1e-300)[..., None, None]
@@ -348,10 +354,20 @@ class Alignment:
     iterations: np.ndarray
 
 
+#: solve(a, b, c0) -> (C, g, iterations): one batch of independent Newton problems (each
+#: problem's result does not depend on the others in its batch, so a batch may be split)
+Solver = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple]
+
+
 def align_pairs(
-    a_ops: np.ndarray, b_ops: np.ndarray, params: DSAParams = DSAParams(), device: str | None = None
+    a_ops: np.ndarray,
+    b_ops: np.ndarray,
+    params: DSAParams = DSAParams(),
+    device: str | None = None,
+    solve: Solver | None = None,
 ) -> Alignment:
     """Best C for each (A_p, B_p), from `params.starts` starts covering both determinants."""
+    solve = solve or local_solver(params, device)
     a, b = normalize(a_ops), normalize(b_ops)
     p, r, _ = a.shape
     starts = _starts(r, params.starts, a.dtype, a.device)
@@ -359,7 +375,7 @@ def align_pairs(
     aa = a.repeat(s, 1, 1)
     bb = b.repeat(s, 1, 1)
     c0 = starts.repeat_interleave(p, 0)
-    c, g, it = _solve(aa, bb, c0, params, device)
+    c, g, it = solve(aa, bb, c0)
     best = g.view(s, p).argmax(0)
     pick = best * p + torch.arange(p)
     its = it.view(s, p).sum(0)
@@ -381,9 +397,10 @@ def all_pairs(
     params: DSAParams = DSAParams(),
     pairs: np.ndarray | None = None,
     device: str | None = None,
+    solve: Solver | None = None,
 ):
     """`all_pairs_scores` with the distances of `params.score` only."""
-    pairs, dist, iters, g = all_pairs_scores(ops, params, pairs, device)
+    pairs, dist, iters, g = all_pairs_scores(ops, params, pairs, device, solve)
     return pairs, dist[params.score], iters, g
 
 
@@ -395,6 +412,7 @@ def all_pairs_scores(
     params: DSAParams = DSAParams(),
     pairs: np.ndarray | None = None,
     device: str | None = None,
+    solve: Solver | None = None,
 ):
     """Distances for the pairs (i, j), i < j, of a group of operators (n, r, r): every pair by
     default, else only the given ones (e.g. the pairs a cache is missing).
@@ -404,8 +422,11 @@ def all_pairs_scores(
     unnormalized operators at that C), iterations (m,), g (m,)). With three or more networks,
     `params.rounds` composition rounds reseed each pair from C_ik C_kj (through every k whose
     pairs with i and j are among those computed) and keep improvements. The Newton batches run
-    on `device` (default: CUDA when available; the small bookkeeping stays on the CPU).
+    on `device` (default: CUDA when available; the small bookkeeping stays on the CPU), or
+    through `solve` (e.g. split over Ray tasks: `ray_pairs`), which gives the same alignment:
+    the rounds' bookkeeping stays here, only the independent Newton problems move.
     """
+    solve = solve or local_solver(params, device)
     n = ops.shape[0]
     if pairs is None:
         pairs = np.stack(np.triu_indices(n, 1), 1)
@@ -417,7 +438,7 @@ def all_pairs_scores(
         return pairs, {s: np.zeros(0) for s in SCORES}, np.zeros(0, np.int64), np.zeros(0)
     known = torch.zeros(n, n, dtype=torch.bool)  # the pairs computed, both ways
     known[ii, jj] = known[jj, ii] = True
-    al = align_pairs(ops[ii], ops[jj], params, device)
+    al = align_pairs(ops[ii], ops[jj], params, device, solve)
     g = torch.as_tensor(al.g)
     c = torch.as_tensor(al.c)
     iters = torch.as_tensor(al.iterations)
@@ -426,7 +447,7 @@ def all_pairs_scores(
         changed = torch.ones(len(ii), dtype=torch.bool)
         tried = torch.zeros(len(ii), n, dtype=torch.bool)  # seed (pair, k) run as it is now
         for _ in range(params.rounds):
-            changed = _compose_round(a, ii, jj, known, c, g, iters, params, changed, tried, device)
+            changed = _compose_round(a, ii, jj, known, c, g, iters, changed, tried, solve)
             if not bool(changed.any()):
                 break
     al = Alignment(g.numpy(), c.numpy(), iters.numpy())
@@ -434,9 +455,7 @@ def all_pairs_scores(
     return pairs, dist, iters.numpy(), g.numpy()
 
 
-def _compose_round(
-    a, ii, jj, known, c, g, iters, params, changed, tried, device, top=3
-) -> torch.Tensor:
+def _compose_round(a, ii, jj, known, c, g, iters, changed, tried, solve, top=3) -> torch.Tensor:
     """Seed every pair from its best three compositions C_ik C_kj; keep what improves.
 
     A composition already run while neither C_ik nor C_kj has changed since (`tried`) is not
@@ -472,7 +491,7 @@ def _compose_round(
         return improved
     cc = torch.cat(cand_c)
     pp = torch.as_tensor(cand_pair)
-    c_new, g_new, it = _solve(a[ii][pp], a[jj][pp], cc, params, device)
+    c_new, g_new, it = solve(a[ii][pp], a[jj][pp], cc)
     iters.index_add_(0, pp, it)
     # per pair, its best candidate (the first row reaching the pair's maximum)
     m = len(ii)

@@ -75,6 +75,9 @@ class Metric:
     pairs: Callable[[list, Any, Any], PairResult] | None = None
     #: per-network fits worth keeping across processes: (kind, the parameters the fit uses)
     stored_prepare: Callable[[Any], tuple[str, dict]] | None = None
+    #: False where a pair's value depends on the other pairs computed with it (DSA's composition
+    #: rounds route through them): such a metric takes `solve=` instead of being split in chunks
+    split: bool = True
     # per-network metrics: SQL function name -> fn(registry, network id) -> float | None
     network_sql: dict[str, Callable[[Any, str], float | None]] = field(default_factory=dict)
 
@@ -99,7 +102,8 @@ def _lazy(path: str) -> Callable:
 
 
 # ------------------------------------------------------------------ pairwise: per batch of pairs
-def _dsa_pairs(items, pairs, p):
+def _dsa_pairs(items, pairs, p, solve=None):
+    """All asked pairs aligned together; `solve` runs the Newton batches (default: here)."""
     import numpy as np
 
     from degeneracy.analysis import dsa
@@ -111,7 +115,7 @@ def _dsa_pairs(items, pairs, p):
     # every network they connect
     ordered = np.sort(np.asarray(pairs).reshape(-1, 2), axis=1)
     uniq, back = np.unique(ordered, axis=0, return_inverse=True)
-    _, dist, its, g = dsa.all_pairs_scores(ops, p, pairs=uniq)
+    _, dist, its, g = dsa.all_pairs_scores(ops, p, pairs=uniq, solve=solve)
     back = back.reshape(-1)
     other = tuple(({"score": s}, d[back]) for s, d in dist.items() if s != p.score)
     return PairResult(dist[p.score][back], its[back], 1 - g[back], other)
@@ -274,6 +278,7 @@ METRICS: dict[str, Metric] = {
             _lazy("dsa.fit_operator"),
             _dsa_pairs,
             _operator_key,
+            split=False,
         ),
         Metric(
             "dsa_wasserstein",

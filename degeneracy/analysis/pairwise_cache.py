@@ -31,6 +31,7 @@ class PairwiseCache:
         self.executor = executor  # None: pairs computed here; a RayPairs: as Ray tasks
         self.pending: dict[tuple[str, str, str, str], tuple] = {}
         self.pending_prepared: dict[tuple[str, str, str], np.ndarray] = {}
+        self.computed = 0  # pairs this object computed (a resumed run computes only the rest)
         self._prepared: dict[tuple[str, str, str], Any] = {}
         self._tasks: dict[tuple[str, ...], str | None] = {}
 
@@ -122,6 +123,7 @@ class PairwiseCache:
                     done = [missing[k] for k in rows]
                     kept = self._keep(metric.name, metric.name, text, done, res)
                     stored.update(zip(done, kept))
+                    self.computed += len(done)
                     if self.executor is not None:
                         self.flush()  # kept if the run stops before the other chunks return
         n = len(ids)

@@ -8,15 +8,15 @@ running the metric's batched `pairs` on its chunk; the driver writes every chunk
 crash, a lost cluster) keeps every finished chunk and a rerun computes only the rest.
 
 A chunk is a contiguous run of the missing pairs (a, b), a < b, taken in column order: every
-pair of network b with the networks before it, then of the next b. A chunk thus covers whole
-columns where it can, so its pairs are dense among its networks, which is what DSA's composition
-rounds route through (`metrics._dsa_pairs` aligns a chunk's pairs together, seeding pair (i, j)
-from C_ik C_kj only through networks k whose pairs with i and j are both in the chunk). Per-pair
-metrics (PIF, CKA, Procrustes, the eigenvalue Wasserstein) give the same value whatever the
-chunking; a DSA pair whose best optimum the one-batch local run reached only through a
-composition outside its chunk can end at another local optimum, so the local executor remains
-the reference for DSA, and a chunk as large as the group (`chunk_pairs` >= n(n-1)/2) gives
-exactly its alignment.
+pair of network b with the networks before it, then of the next b. Per-pair metrics (PIF, CKA,
+Procrustes, SVCCA, the eigenvalue Wasserstein) give the same value whatever the chunking.
+
+DSA is not split by pairs: its composition rounds reseed pair (i, j) from C_ik C_kj through
+every network k, so a chunk would route only through its own networks and could end at another
+local optimum. Its bookkeeping stays on the driver and only its Newton batches (independent
+problems: each result depends on its own problem alone) go to Ray, in chunks of
+`chunk_pairs` × 8 problems (8 starts per pair): the alignment is the local executor's (tested).
+Its pairs reach the cache when the matrix is complete.
 
 Each task asks Ray for `threads` CPUs (default 1) and runs torch, and PIF's process pool, on
 exactly that many. The prepared networks of a matrix go to the object store once (`ray.put`) and
@@ -48,6 +48,15 @@ def chunk_rows(idx: np.ndarray, size: int) -> list[np.ndarray]:
     idx = np.asarray(idx).reshape(-1, 2)
     order = np.lexsort((idx[:, 0], idx[:, 1]))
     return [order[k : k + size] for k in range(0, len(order), size)]
+
+
+def _newton_task(a, b, c0, params, threads: int):
+    import torch
+
+    from degeneracy.analysis.dsa import maximize
+
+    torch.set_num_threads(threads)
+    return maximize(a, b, c0, params.tol, params.max_iter, params.max_cg)
 
 
 def _pairs_task(metric: str, items: list, idx: np.ndarray, params, threads: int):
@@ -93,8 +102,16 @@ class RayPairs:
     def compute(self, metric: str, items: list, idx: np.ndarray, params) -> Iterator[tuple]:
         """(rows of `idx`, their `PairResult`) per chunk, in the order chunks finish. Leaving
         early (an error, Ctrl-C) cancels the chunks still running."""
+        from degeneracy.analysis.metrics import METRICS
+
         ray = require_ray()
         self._started = start(self.address) or self._started
+        if not METRICS[metric].split:  # DSA: one alignment, its Newton batches on Ray
+            yield (
+                np.arange(len(idx)),
+                METRICS[metric].pairs(items, idx, params, self.solver(params)),
+            )
+            return
         shared = ray.put(items)
         task = ray.remote(_pairs_task).options(num_cpus=self.threads, max_retries=RETRIES)
         parts = chunk_rows(idx, self.chunk_pairs)
@@ -105,6 +122,28 @@ class RayPairs:
         with closing(as_completed(ray, refs)) as results:
             for k, res in results:
                 yield parts[k], res
+
+    def solver(self, params):
+        """A DSA `Solver` running each Newton batch as Ray tasks of `chunk_pairs` × 8 problems
+        (leaving early cancels them)."""
+        import torch
+
+        ray = require_ray()
+        task = ray.remote(_newton_task).options(num_cpus=self.threads, max_retries=RETRIES)
+        size = self.chunk_pairs * 8
+
+        def solve(a, b, c0):
+            parts = [slice(k, k + size) for k in range(0, len(a), size)]
+            refs = {
+                task.remote(a[s], b[s], c0[s], params, self.threads): k for k, s in enumerate(parts)
+            }
+            out = [None] * len(parts)
+            with closing(as_completed(ray, refs)) as results:
+                for k, res in results:
+                    out[k] = res
+            return tuple(torch.cat([o[i] for o in out]) for i in range(3))
+
+        return solve
 
 
 def pair_executor(

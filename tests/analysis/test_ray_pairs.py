@@ -16,10 +16,9 @@ from degeneracy.registry.store import Registry
 from tests.cli.helpers import assert_user_error, run_cli
 from tests.factories import condition, make_records
 
-#: rounds 0: every DSA pair from its starts alone, so its value cannot depend on the chunking;
-#: the default (composition rounds through the chunk's networks) is compared with one chunk
-DSA = {"n_delays": 2, "rank": 4, "rounds": 0}
-DSA_ROUNDS = {"n_delays": 2, "rank": 4}
+#: with composition rounds (the default): DSA's Newton batches are split over tasks, its
+#: alignment is not, so every value equals the local executor's
+DSA = {"n_delays": 2, "rank": 4}
 
 
 @pytest.fixture(scope="module")
@@ -99,13 +98,24 @@ def test_analysis_and_distances_on_ray_equal_the_local_executor(
 ):
     local, on_ray = _twin(tmp_path, "local"), _twin(tmp_path, "ray")
     real, sizes = ray_pairs.RayPairs.compute, []
+    real_solver, newton = ray_pairs.RayPairs.solver, []
 
     def counted(self, *args):  # the chunks that came back from Ray tasks
         for rows, res in real(self, *args):
             sizes.append(len(rows))
             yield rows, res
 
+    def counted_solver(self, params):  # DSA's Newton batches, split into tasks of 4 x 8
+        solve = real_solver(self, params)
+
+        def run(a, b, c0):
+            newton.append(len(a))
+            return solve(a, b, c0)
+
+        return run
+
     monkeypatch.setattr(ray_pairs.RayPairs, "compute", counted)
+    monkeypatch.setattr(ray_pairs.RayPairs, "solver", counted_solver)
     kw = {"params": {"dsa": DSA}, "converged_only": False, "kernel": False}
     metrics = ["behavior", "dsa", "pif"]
     cols, rows = api.analyze(local, metrics, ["complexity"], **kw)
@@ -113,8 +123,9 @@ def test_analysis_and_distances_on_ray_equal_the_local_executor(
         on_ray, metrics, ["complexity"], executor="ray", chunk_pairs=4, **kw
     )
     assert ray_instance.is_initialized()  # a running instance is used, not stopped
-    # dsa, pif and pif's chance level: 15 pairs in chunks of 4, 4, 4, 3 and 6 in 4, 2 each
-    assert sorted(sizes) == sorted([4, 4, 4, 3, 4, 2] * 3)
+    # pif and its chance level: 15 pairs in chunks of 4, 4, 4, 3 and 6 in 4, 2; dsa whole
+    assert sorted(sizes) == sorted([4, 4, 4, 3, 4, 2] * 2 + [15, 6])
+    assert newton[:1] == [15 * 8] and max(newton) > 4 * 8  # batches of several tasks each
     assert cols_r == cols and len(rows_r) == len(rows) == 2
     for a, b in zip(rows, rows_r):
         assert a.keys() == b.keys()
@@ -125,11 +136,10 @@ def test_analysis_and_distances_on_ray_equal_the_local_executor(
     assert got.keys() == want.keys() and len(want) == 2 * (15 + 6) + 2 * (15 + 6)
     for k, d in want.items():
         assert got[k] == pytest.approx(d, abs=1e-9), k
-    # distances with composition rounds: one chunk holding the group aligns as the local batch
-    for metric, params in (("pif", None), ("dsa", DSA_ROUNDS)):
+    for metric, params in (("pif", None), ("dsa", DSA)):
         ids, d, xy = api.distances(local, metric, "complexity = 1", params)
         ids_r, d_r, xy_r = api.distances(
-            on_ray, metric, "complexity = 1", params, executor="ray", chunk_pairs=15
+            on_ray, metric, "complexity = 1", params, executor="ray", chunk_pairs=2
         )
         assert ids_r == ids and np.allclose(d_r, d, rtol=0, atol=1e-9)
         assert np.allclose(np.abs(xy_r), np.abs(xy), atol=1e-6)  # MDS up to sign
@@ -152,7 +162,7 @@ def test_a_run_stopped_after_one_chunk_keeps_it_and_the_rerun_computes_the_rest(
         finally:
             chunks.close()
 
-    for metric, params in (("pif", None), ("dsa", DSA)):
+    for metric, params in (("pif", None), ("cka", None)):  # DSA is cached per matrix
         want = PairwiseCache(local).matrix(metric, ids, params)
         monkeypatch.setattr(ray_pairs.RayPairs, "compute", stop_after_one)
         with pytest.raises(KeyboardInterrupt):
@@ -160,15 +170,14 @@ def test_a_run_stopped_after_one_chunk_keeps_it_and_the_rerun_computes_the_rest(
                 metric, ids, params
             )
         kept = on_ray.sql(f"SELECT a, b, distance FROM pairwise WHERE metric = '{metric}'")
-        scores = 2 if metric == "dsa" else 1  # DSA keeps both scores of each pair
-        assert len(first[-1][0]) == 4 and kept.height == 4 * scores  # the one chunk, flushed
+        assert len(first[-1][0]) == 4 and kept.height == 4  # the one chunk, flushed
         monkeypatch.setattr(ray_pairs.RayPairs, "compute", real)
         rerun = PairwiseCache(on_ray, executor=ray_pairs.RayPairs(chunk_pairs=4))
         got = rerun.matrix(metric, ids, params)
         assert rerun.computed == 15 - 4  # only what the stopped run had not finished
         assert np.allclose(got, want, rtol=0, atol=1e-9)
         n = on_ray.sql(f"SELECT count(*) AS n FROM pairwise WHERE metric = '{metric}'")["n"][0]
-        assert n == 15 * scores  # each chunk flushed as it returned, nothing written twice
+        assert n == 15  # each chunk flushed as it returned, nothing written twice
 
 
 def test_a_killed_worker_is_retried_and_the_matrix_is_complete(tmp_path, ray_instance, monkeypatch):
@@ -191,6 +200,23 @@ def test_a_killed_worker_is_retried_and_the_matrix_is_complete(tmp_path, ray_ins
     assert cache.computed == 15
     assert np.allclose(got, PairwiseCache(local).matrix("pif", ids), rtol=0, atol=1e-12)
     assert on_ray.sql("SELECT count(*) AS n FROM pairwise")["n"][0] == 15
+    # DSA's Newton tasks the same way
+    marker.unlink()
+    real_newton = ray_pairs._newton_task
+
+    def newton_dies_once(*args):
+        try:
+            open(marker, "x").close()
+        except FileExistsError:
+            return real_newton(*args)
+        os._exit(1)
+
+    monkeypatch.setattr(ray_pairs, "_newton_task", newton_dies_once)
+    got = PairwiseCache(on_ray, executor=ray_pairs.RayPairs(chunk_pairs=4)).matrix("dsa", ids, DSA)
+    assert marker.exists()
+    np.testing.assert_allclose(
+        got, PairwiseCache(local).matrix("dsa", ids, DSA), rtol=0, atol=1e-12
+    )
 
 
 def test_the_cli_on_a_ray_cluster_writes_the_local_distances(tmp_path, ray_instance):
