@@ -283,13 +283,17 @@ def sweep(
 
 # ------------------------------------------------------------------ reading
 LS_SQL = """
+WITH selected AS (SELECT * FROM networks_labeled {where})
 SELECT task, complexity, hidden_size, regime, gamma, l1, nuclear{settings},
        count(*) AS networks,
-       count(DISTINCT ensemble_id) AS ensembles,
        round(avg(CASE WHEN converged THEN 1.0 ELSE 0.0 END), 3) AS converged_frac,
        median(final_loss) AS median_final_loss,
-       median(ood_loss) AS median_ood_loss
-FROM networks_labeled {where}
+       median(ood_loss) AS median_ood_loss,
+       string_agg(DISTINCT left(ensemble_id, 12), ' ') AS ensembles,
+       string_agg(DISTINCT sweep_name, ' ') AS sweeps
+FROM selected
+LEFT JOIN (SELECT ensemble_id, s.name AS sweep_name FROM ensembles
+           JOIN sweeps s USING (sweep_id)) USING (ensemble_id)
 GROUP BY ALL ORDER BY ALL
 """
 

@@ -22,6 +22,11 @@ class Format(str, Enum):
     parquet = "parquet"
 
 
+#: longest cell a table shows (JSON columns such as `factors` or `provenance` flooded the
+#: screen); csv, json and parquet carry every character
+MAX_CELL = 60
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""
@@ -29,7 +34,8 @@ def _cell(value: Any) -> str:
         if math.isnan(value):
             return "nan"
         return f"{value:.4g}"
-    return str(value)
+    text = str(value)
+    return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
 
 
 def _jsonable(value: Any) -> Any:

@@ -415,8 +415,31 @@ class Registry:
 
         return load_records(self, ensemble_id)
 
+    def ensemble_id(self, prefix: str) -> str:
+        """The one ensemble id starting with `prefix` (as `ls` shows them: 12 characters)."""
+        with self.connect(read_only=True) as con:
+            hits = [
+                r[0]
+                for r in con.execute(
+                    "SELECT ensemble_id FROM ensembles WHERE starts_with(ensemble_id, ?) "
+                    "ORDER BY 1 LIMIT 6",
+                    [prefix],
+                ).fetchall()
+            ]
+        if not prefix or not hits:
+            raise RegistryError(
+                f"no ensemble {prefix!r} in {self.root} (`degeneracy ls` lists them)"
+            )
+        if len(hits) > 1:
+            more = ", ..." if len(hits) > 5 else ""
+            raise RegistryError(
+                f"ensemble prefix {prefix!r} is ambiguous: {', '.join(hits[:5])}{more}"
+            )
+        return hits[0]
+
     def export_ensemble(self, ensemble_id: str, folder: str | Path) -> Path:
-        """Write one ensemble as an exchange folder that `degeneracy ingest` reads back."""
+        """Write one ensemble (its id, or a unique prefix of it) as an exchange folder that
+        `degeneracy ingest` reads back."""
         from degeneracy.registry.exchange import write_exchange
         from degeneracy.registry.reader import ensemble_tables
 
@@ -424,7 +447,7 @@ class Registry:
         if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
             what = "a file" if not folder.is_dir() else "a folder that is not empty"
             raise RegistryError(f"{folder} is {what}: export writes a new folder")
-        condition, summaries, tables = ensemble_tables(self, ensemble_id)
+        condition, summaries, tables = ensemble_tables(self, self.ensemble_id(ensemble_id))
         write_exchange(folder, condition, summaries, tables)
         return folder
 

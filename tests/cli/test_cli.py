@@ -8,6 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from degeneracy.cli.app import app
+from degeneracy.registry.errors import RegistryError
 from tests.cli.helpers import assert_user_error, run_cli
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -292,3 +293,33 @@ def test_version():
 
     r = run_cli("--version")
     assert r.returncode == 0 and r.stdout == f"degeneracy {__version__}\n"
+
+
+def test_ls_names_ensembles_and_export_takes_their_prefix(filled, tmp_path):
+    from degeneracy import api
+
+    table = api.conditions(filled)
+    full = sorted(filled.sql("SELECT ensemble_id FROM ensembles")["ensemble_id"])
+    shown = sorted(table["ensembles"].to_list())
+    assert shown == [e[:12] for e in full]  # one ensemble per condition here
+    out = api.export(filled, shown[0], tmp_path / "by_prefix")
+    api.export(filled, full[0], tmp_path / "by_id")
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        p.name for p in (tmp_path / "by_id").iterdir()
+    )
+    common = full[0][: next(i for i, (a, b) in enumerate(zip(*full)) if a != b)]
+    with pytest.raises(RegistryError, match="ambiguous"):
+        api.export(filled, common, tmp_path / "x")
+    with pytest.raises(RegistryError, match="no ensemble"):
+        api.export(filled, "", tmp_path / "y")
+
+
+def test_table_cells_are_cut_but_csv_keeps_everything(tmp_path):
+    from degeneracy.cli.output import MAX_CELL, Format, emit
+
+    long = json.dumps({"k": "x" * 200})
+    emit(["factors"], [(long,)], Format.table, tmp_path / "t.txt")
+    text = (tmp_path / "t.txt").read_text()
+    assert "…" in text and "x" * MAX_CELL not in text
+    emit(["factors"], [(long,)], Format.csv, tmp_path / "t.csv")
+    assert long.replace('"', '""') in (tmp_path / "t.csv").read_text()
