@@ -14,8 +14,8 @@ from degeneracy.cli.common import (
     app,
     open_registry,
     pm,
+    progress_display,
     say,
-    state,
     user_errors,
 )
 from degeneracy.cli.output import Format, emit
@@ -90,7 +90,7 @@ def analyze(
 
     Example: `degeneracy analyze --metrics behavior,dsa,pif --group-by task,complexity`
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
     from degeneracy.analysis.ray_pairs import pair_executor
     from degeneracy.api import analyze as run
@@ -111,7 +111,7 @@ def analyze(
         TextColumn("pairs"),
         TimeElapsedColumn(),
     ]
-    with Progress(*shown, disable=state.quiet, transient=True) as bar:
+    with progress_display(*shown, transient=True) as bar:
         task = bar.add_task("analyze", total=None)
 
         def progress(description: str, done: int, total: int) -> None:

@@ -125,3 +125,74 @@ def pm(value, se) -> str:
     if value is None:
         return "n/a (n < 2)"
     return f"{value:.4g}" + (f" ± {se:.2g}" if se is not None else "")
+
+
+class PlainProgress:
+    """The part of rich's `Progress` the commands use, as plain lines on stderr: for logs and
+    pipes, where a live display shows nothing (a demo logged to a file was silent for its whole
+    run). A task prints when added, at most every `every` seconds while it moves, and when it
+    completes."""
+
+    def __init__(self, every: float = 30.0, quiet: bool = False):
+        import time
+
+        self._now = time.monotonic
+        self.every, self.quiet = every, quiet
+        self.tasks: dict[int, dict] = {}
+
+    def __enter__(self) -> PlainProgress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def add_task(self, description: str, total: float | None = None, **fields) -> int:
+        key = len(self.tasks)
+        self.tasks[key] = {
+            "description": description,
+            "total": total,
+            "completed": 0,
+            "fields": fields,
+            "start": self._now(),
+            "printed": None,
+        }
+        self._print(key)
+        return key
+
+    def update(self, key: int, advance: float | None = None, **changes) -> None:
+        task = self.tasks[key]
+        for name in ("description", "total", "completed"):
+            if name in changes:
+                task[name] = changes.pop(name)
+        task["fields"].update(changes)
+        if advance:
+            task["completed"] += advance
+        done = task["total"] is not None and task["completed"] >= task["total"]
+        if done or self._now() - task["printed"] >= self.every:
+            self._print(key)
+
+    def _print(self, key: int) -> None:
+        task = self.tasks[key]
+        task["printed"] = self._now()
+        if self.quiet:
+            return
+        total = f"/{task['total']:g}" if task["total"] is not None else ""
+        count = f" {task['completed']:g}{total}" if task["total"] or task["completed"] else ""
+        status = task["fields"].get("status") or ""
+        line = f"{task['description'].strip()}:{count} {status}".rstrip()
+        if line == task.get("line"):  # nothing moved since the last line
+            return
+        task["line"] = line
+        elapsed = int(self._now() - task["start"])
+        typer.echo(f"{line} [{elapsed // 60}:{elapsed % 60:02d}]", err=True)
+
+
+def progress_display(*columns, transient: bool = False):
+    """rich's live `Progress` on stderr when it is a terminal, else `PlainProgress` lines."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    console = Console(stderr=True)
+    if console.is_terminal:
+        return Progress(*columns, console=console, disable=state.quiet, transient=transient)
+    return PlainProgress(quiet=state.quiet)

@@ -15,6 +15,7 @@ from degeneracy.cli.common import (
     WorkersOpt,
     app,
     open_registry,
+    progress_display,
     say,
     state,
     user_errors,
@@ -36,13 +37,7 @@ def parse_params(items: list[str]) -> dict[str, str]:
 def progress_bar(total: int | None = None):
     """A rich progress display fed by the API's training events: one line for the run, one
     per ensemble (steps, loss, how many seeds stopped). Yields the `progress` callback."""
-    from rich.progress import (
-        BarColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from rich.progress import BarColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from degeneracy.training.sweep import describe
 
@@ -53,7 +48,7 @@ def progress_bar(total: int | None = None):
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     ]
-    with Progress(*columns, disable=state.quiet, transient=False) as bar:
+    with progress_display(*columns) as bar:
         overall = bar.add_task("ensembles", total=total, status="")
         rows: dict[int, int] = {}
 

@@ -323,3 +323,22 @@ def test_table_cells_are_cut_but_csv_keeps_everything(tmp_path):
     assert "…" in text and "x" * MAX_CELL not in text
     emit(["factors"], [(long,)], Format.csv, tmp_path / "t.csv")
     assert long.replace('"', '""') in (tmp_path / "t.csv").read_text()
+
+
+def test_plain_progress_prints_start_throttled_moves_and_the_end(capsys):
+    from degeneracy.cli.common import PlainProgress
+
+    t = [0.0]
+    bar = PlainProgress(every=30)
+    bar._now = lambda: t[0]
+    with bar:
+        key = bar.add_task("pairs", total=10)
+        t[0] = 1.0
+        bar.update(key, completed=3)  # 1 s after the last line: held
+        t[0] = 40.0
+        bar.update(key, completed=5)  # 40 s: printed
+        t[0] = 41.0
+        bar.update(key, completed=10, status="done")  # complete: printed at once
+        bar.update(key, completed=10, status="done")  # nothing new: not repeated
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == ["pairs: 0/10 [0:00]", "pairs: 5/10 [0:40]", "pairs: 10/10 done [0:41]"]
