@@ -368,10 +368,11 @@ def distances(
     executor: str = "local",
     address: str | None = None,
     chunk_pairs: int | None = None,
+    progress: Callable[[str], None] | None = None,
 ):
     """(network ids, square distance matrix, 2-D classical MDS coordinates) of the networks
     matching `where`; pairs come from, and go to, the pairwise cache. `executor`, `address`
-    and `chunk_pairs` as in `analyze`."""
+    and `chunk_pairs` as in `analyze`; `progress(line)` hears what is computed."""
     from contextlib import nullcontext
 
     from degeneracy.analysis.pairwise_cache import PairwiseCache
@@ -387,9 +388,14 @@ def distances(
         raise RegistryError(f"need at least 2 networks, the filter selects {len(ids)}")
     cache = PairwiseCache(registry, executor=pairs)
     cache.resolve(metric, ids, params)  # bad parameters fail before Ray starts
+    total = len(ids) * (len(ids) - 1) // 2
+    if progress:
+        progress(f"{metric}: {len(ids)} networks, {total} pairs (cached pairs are reused)")
     with pairs or nullcontext():
         d = cache.matrix(metric, ids, params)
     cache.flush()
+    if progress:
+        progress(f"{metric}: {cache.computed} pairs computed, {total - cache.computed} cached")
     return ids, d, classical_mds(d, 2)
 
 

@@ -199,7 +199,7 @@ def distances(
     from degeneracy.api import distances as run
 
     ids, d, coords = run(
-        open_registry(registry), metric, where, params, executor, address, chunk_pairs
+        open_registry(registry), metric, where, params, executor, address, chunk_pairs, say
     )
     iu = np.triu_indices(len(ids), 1)
     pairs = pa.table(
