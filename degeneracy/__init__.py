@@ -2,7 +2,8 @@
 
 The Python API (`degeneracy.api`, also reachable as `degeneracy.<name>`): `open`, `ingest`,
 `train`, `sweep`, `conditions`, `query`, `label`, `export`, `analyze`, `distances`, `report`,
-`check`, plus `Registry`. Imported lazily, so the CLI starts fast.
+`check`, plus `Registry`; `distance` and `pairwise` measure a user's own arrays with any
+pairwise metric of the table (no registry). Imported lazily, so the CLI starts fast.
 """
 
 __version__ = "0.1.0"
@@ -24,7 +25,8 @@ API = (
     "reproduce",
     "demo",
 )
-__all__ = ["Registry", "Condition", "NetworkRecord", "__version__", *API]
+ARRAYS = ("distance", "pairwise")  # metrics on a user's own arrays (analysis.metrics)
+__all__ = ["Registry", "Condition", "NetworkRecord", "__version__", *API, *ARRAYS]
 
 
 def __getattr__(name: str):
@@ -36,6 +38,10 @@ def __getattr__(name: str):
         from degeneracy.registry import records
 
         return getattr(records, name)
+    if name in ARRAYS:
+        from degeneracy.analysis import metrics
+
+        return getattr(metrics, name)
     if name in API:
         from degeneracy import api
 

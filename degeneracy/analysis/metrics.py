@@ -414,3 +414,31 @@ def resolve_pairwise(
             f"(pairwise: {', '.join(PAIRWISE)})"
         )
     return resolve(metric, params, task)
+
+
+# ------------------------------------------------------------------ on a user's own arrays
+def pairwise(metric: str, arrays, params: str | dict | None = None, task: str | None = None):
+    """Square distance matrix of a pairwise metric between a user's own arrays, no registry:
+    trajectories (trials, steps, units) for dsa, cka, procrustes, svcca; recurrent matrices
+    (n, n) for pif. NumPy arrays or torch tensors. `task` picks that task's DSA defaults.
+    Each array is prepared once and every pair compared in one batch, as in `analyze`."""
+    import numpy as np
+
+    m, p, _, _ = resolve_pairwise(metric, params, task)
+    items = [m.prepare(np.asarray(_numpy(a), dtype=np.float64), p) for a in arrays]
+    n = len(items)
+    idx = np.array([(i, j) for i in range(n) for j in range(i + 1, n)], dtype=np.int64)
+    out = np.zeros((n, n))
+    if len(idx):
+        d = m.pairs(items, idx, p).distance
+        out[idx[:, 0], idx[:, 1]] = out[idx[:, 1], idx[:, 0]] = d
+    return out
+
+
+def distance(metric: str, x, y, params: str | dict | None = None, task: str | None = None):
+    """One pairwise distance between two arrays (see `pairwise`)."""
+    return float(pairwise(metric, [x, y], params, task)[0, 1])
+
+
+def _numpy(a):
+    return a.detach().cpu().numpy() if hasattr(a, "detach") else a

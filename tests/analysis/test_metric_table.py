@@ -110,3 +110,29 @@ def test_svcca_is_sql_and_an_analyze_column(registry):
     assert one == pytest.approx(svcca_distance(trajs[0], trajs[1]), rel=1e-9)
     columns, rows = analyze(registry, ["svcca"], ["task"], converged_only=False)
     assert columns == ["svcca"] and rows[0]["svcca"] == pytest.approx(want, rel=1e-9)
+
+
+def test_distance_on_arrays_equals_each_metrics_own_function():
+    import torch
+
+    from degeneracy import distance, pairwise
+    from degeneracy.analysis import dsa, pif, representation
+
+    rng = np.random.default_rng(5)
+    x, y, z = (np.tanh(rng.normal(size=(4, 30, 6))) for _ in range(3))
+    assert distance("cka", x, torch.as_tensor(y)) == pytest.approx(
+        representation.cka_distance(x, y), abs=1e-12
+    )
+    assert distance("svcca", x, y, {"keep": 0.9}) == pytest.approx(
+        svcca_distance(x, y, SVCCAParams(keep=0.9)), abs=1e-12
+    )
+    w1, w2 = rng.normal(size=(2, 7, 7))
+    assert distance("pif", w1, w2) == pytest.approx(pif.pif_distance(w1, w2)[0], abs=1e-12)
+    p = dsa.DSAParams(n_delays=2, rank=4)
+    ops = np.stack([dsa.fit_operator(t, p) for t in (x, y, z)])
+    _, want, _, _ = dsa.all_pairs(ops, p)
+    got = pairwise("dsa", [x, y, z], {"n_delays": 2, "rank": 4})
+    np.testing.assert_allclose(got[np.triu_indices(3, 1)], want, atol=1e-12)
+    assert np.allclose(got, got.T) and not np.diag(got).any()
+    with pytest.raises(RegistryError, match="per-network"):
+        distance("behavior", x, y)
