@@ -11,6 +11,7 @@ __version__ = "0.1.0"
 API = (
     "open",
     "ingest",
+    "read_networks",
     "train",
     "train_jobs",
     "sweep",

@@ -51,11 +51,28 @@ def pick_device(device: str = "auto") -> str:
 
 
 # ------------------------------------------------------------------ making networks
-def ingest(registry: Registry, paths: Sequence[str | Path]) -> list:
-    """Register exchange folders and state_dict files; everything is validated first."""
-    from degeneracy.registry.ingest import ingest as run
+def read_networks(paths: Sequence[str | Path]) -> list:
+    """Read and validate exchange folders and state_dict files, writing nothing: [(condition,
+    records, source)]. Networks from state_dicts are run on the probe sets networks trained
+    here get (`training.probe_ingested`), so every metric works on them."""
+    from degeneracy.registry.ingest import collect
+    from degeneracy.training.probe_ingested import needs_probing, probe_records
 
-    return run(registry, [Path(p) for p in paths])
+    out = []
+    for condition, records, source in collect([Path(p) for p in paths]):
+        if source == "state_dict" and needs_probing(records):
+            update = records[0].provenance.get("update", "rnn")
+            records = probe_records(condition, records, update)
+        out.append((condition, records, source))
+    return out
+
+
+def ingest(registry: Registry, paths: Sequence[str | Path]) -> list:
+    """Register exchange folders and state_dict files; everything is read and validated
+    (`read_networks`) before anything is written."""
+    from degeneracy.registry.ingest import write_batches
+
+    return write_batches(registry, read_networks(paths))
 
 
 def train_jobs(

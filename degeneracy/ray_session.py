@@ -7,9 +7,9 @@ level, so `degeneracy` imports (and its local executors run) without it.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterator
+from collections.abc import Generator, Hashable
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from degeneracy.registry.errors import RegistryError
 
@@ -61,7 +61,10 @@ def session(address: str | None = None, cpus: int | None = None):
             ray.shutdown()
 
 
-def as_completed(ray, refs: dict[Any, Hashable]) -> Iterator[tuple[Hashable, Any]]:
+K = TypeVar("K", bound=Hashable)
+
+
+def as_completed(ray, refs: dict[Any, K]) -> Generator[tuple[K, Any], None, None]:
     """(key, result) for each task of `refs` (object ref -> key), in the order they finish.
     Leaving early (an error, Ctrl-C, the consumer stopping) cancels the tasks still running."""
     pending = list(refs)

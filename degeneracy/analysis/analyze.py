@@ -59,7 +59,7 @@ def analyze(
     metrics: list[str],
     group_by: list[str] | None = None,
     where: str | None = None,
-    params: dict[str, str] | None = None,
+    params: dict[str, str | dict] | None = None,
     converged_only: bool = True,
     kernel: bool = True,
     quality: bool = True,

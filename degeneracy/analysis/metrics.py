@@ -72,7 +72,7 @@ class Metric:
     # pairwise metrics
     source: str | None = None  # "weights" or "trajectories"
     prepare: Callable[[Any, Any], Any] | None = None
-    pairs: Callable[[list, Any, Any], PairResult] | None = None
+    pairs: Callable[..., PairResult] | None = None  # (items, index pairs, params[, solve])
     #: per-network fits worth keeping across processes: (kind, the parameters the fit uses)
     stored_prepare: Callable[[Any], tuple[str, dict]] | None = None
     #: False where a pair's value depends on the other pairs computed with it (DSA's composition
@@ -206,7 +206,11 @@ def _dsa_group(g: Group) -> dict[str, Value]:
 def _pif_group(g: Group) -> dict[str, Value]:
     """The distance and its chance level: the same networks' matrices at initialization."""
     chance = {**parse_params("pif", g.params), "stage": "init"}
-    return {"pif": _mean_pairwise("pif", g), "pif_chance": _mean_pairwise("pif", g, chance)}
+    try:
+        at_init = _mean_pairwise("pif", g, chance)
+    except RegistryError:  # initial matrices not stored (e.g. ingested without `init`)
+        at_init = (None, None, g.cache.resolve("pif", g.ids, chance)[2])
+    return {"pif": _mean_pairwise("pif", g), "pif_chance": at_init}
 
 
 def _behavior_group(g: Group) -> dict[str, Value]:
@@ -243,7 +247,10 @@ def _feature_group(g: Group) -> dict[str, Value]:
     )
 
     p = resolve("fl", g.params)[1]
-    out = {"weight_change": (*mean_se(stored_weight_changes(g.registry, g.ids)), "{}")}
+    try:
+        out = {"weight_change": (*mean_se(stored_weight_changes(g.registry, g.ids)), "{}")}
+    except RegistryError:  # initial matrices not stored (e.g. ingested without `init`)
+        out = {"weight_change": (None, None, "{}")}
     if g.kernel:
         kas = [
             stored_kernel_alignment(g.registry, i, p.kernel_trials, p.kernel_steps) for i in g.ids
@@ -425,6 +432,7 @@ def pairwise(metric: str, arrays, params: str | dict | None = None, task: str | 
     import numpy as np
 
     m, p, _, _ = resolve_pairwise(metric, params, task)
+    assert m.prepare is not None and m.pairs is not None  # a pairwise metric has both
     items = [m.prepare(np.asarray(_numpy(a), dtype=np.float64), p) for a in arrays]
     n = len(items)
     idx = np.array([(i, j) for i in range(n) for j in range(i + 1, n)], dtype=np.int64)

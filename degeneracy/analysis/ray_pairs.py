@@ -67,7 +67,9 @@ def _pairs_task(metric: str, items: list, idx: np.ndarray, params, threads: int)
 
     torch.set_num_threads(threads)
     pif.MAX_WORKERS = threads
-    return METRICS[metric].pairs(items, idx, params)
+    pairs = METRICS[metric].pairs
+    assert pairs is not None  # only pairwise metrics reach the cache
+    return pairs(items, idx, params)
 
 
 class RayPairs:
@@ -106,11 +108,10 @@ class RayPairs:
 
         ray = require_ray()
         self._started = start(self.address) or self._started
+        pairs = METRICS[metric].pairs
+        assert pairs is not None  # only pairwise metrics reach the cache
         if not METRICS[metric].split:  # DSA: one alignment, its Newton batches on Ray
-            yield (
-                np.arange(len(idx)),
-                METRICS[metric].pairs(items, idx, params, self.solver(params)),
-            )
+            yield np.arange(len(idx)), pairs(items, idx, params, self.solver(params))
             return
         shared = ray.put(items)
         task = ray.remote(_pairs_task).options(num_cpus=self.threads, max_retries=RETRIES)

@@ -103,6 +103,7 @@ def level_chart(
             axis=alt.Axis(values=sorted({d[factor] for d in data})),
         )
         base = alt.Chart(df)
+        color: Any
         if len({d["setting"] for d in data}) > 1:
             color = alt.Color("setting:N", title="setting", scale=alt.Scale(range=OKABE_ITO))
         else:  # one setting: no legend
@@ -362,7 +363,7 @@ def render_html(
     import vl_convert as vlc
 
     vl = "v" + "_".join(alt.SCHEMA_VERSION.lstrip("v").split(".")[:2])
-    bundle = vlc.javascript_bundle(vl_version=vl)
+    bundle = vlc.javascript_bundle(vl_version=vl)  # type: ignore[call-arg]  # stub: snippet is optional
     parts = [f"<h1>{html.escape(title)}</h1>"]
     parts += [f"<p>{html.escape(h)}</p>" for h in header]
     if caveats:
@@ -406,13 +407,13 @@ def render_html(
         cols = VERDICT_COLUMNS
         parts.append("<table><tr>" + "".join(f"<th>{c}</th>" for c in cols) + "</tr>")
         for r in table:
-            cells = []
+            tds = []
             for c in cols:
                 v = r.get(c, "")
                 if c == "verdict":
                     v = {"agrees": "✓ agrees", "disagrees": "✗ disagrees"}.get(v, v)
-                cells.append(f"<td>{html.escape(str(v))}</td>")
-            parts.append("<tr>" + "".join(cells) + "</tr>")
+                tds.append(f"<td>{html.escape(str(v))}</td>")
+            parts.append("<tr>" + "".join(tds) + "</tr>")
         parts.append("</table>")
     style = (
         "body{font-family:sans-serif;max-width:1200px;margin:2em auto;color:#222}"

@@ -29,8 +29,7 @@ def behavior(ood_losses: np.ndarray, se: str = "bootstrap") -> tuple[float, floa
     if se == "bootstrap":
         return std, float(x.mean()), float(x[bootstrap_indices(n)].std(axis=1).std(ddof=1))
     loo = np.array([np.delete(x, i).std() for i in range(n)])
-    se = float(np.sqrt((n - 1) / n * ((loo - loo.mean()) ** 2).sum()))
-    return std, float(x.mean()), se
+    return std, float(x.mean()), float(np.sqrt((n - 1) / n * ((loo - loo.mean()) ** 2).sum()))
 
 
 def mean_pairwise(d: np.ndarray, se: str = "bootstrap") -> tuple[float, float]:
@@ -58,8 +57,7 @@ def mean_pairwise(d: np.ndarray, se: str = "bootstrap") -> tuple[float, float]:
     row = d.sum(axis=1) - np.diag(d)
     m = (n - 1) * (n - 2) / 2
     loo = (total - row) / m  # mean over pairs without network i
-    se = float(np.sqrt((n - 1) / n * ((loo - loo.mean()) ** 2).sum()))
-    return mean, se
+    return mean, float(np.sqrt((n - 1) / n * ((loo - loo.mean()) ** 2).sum()))
 
 
 def classical_mds(d: np.ndarray, dims: int = 2) -> np.ndarray:

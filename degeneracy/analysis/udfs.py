@@ -66,10 +66,10 @@ def register(con: duckdb.DuckDBPyConnection, registry) -> LazyCache:
 
     v = sqltypes.VARCHAR
     for name, fn in NETWORK_FUNCTIONS.items():
-        con.create_function(
+        con.create_function(  # type: ignore[call-overload]  # stub lacks str null_handling
             name, per_network(fn), [v], sqltypes.DOUBLE, null_handling="special", side_effects=True
         )
-    con.create_function(
+    con.create_function(  # type: ignore[call-overload]  # stub lacks str null_handling
         "_degeneracy_pair",
         pair,
         [v, v, v, v],
@@ -77,7 +77,7 @@ def register(con: duckdb.DuckDBPyConnection, registry) -> LazyCache:
         null_handling="special",
         side_effects=True,
     )
-    con.create_function(
+    con.create_function(  # type: ignore[call-overload]  # stub lacks str null_handling
         "_degeneracy_mean_pairwise",
         group_mean,
         [v, duckdb.list_type(v), v],
@@ -85,13 +85,13 @@ def register(con: duckdb.DuckDBPyConnection, registry) -> LazyCache:
         null_handling="special",
         side_effects=True,
     )
-    for fn, metric in PAIR_FUNCTIONS.items():
+    for sql_name, metric in PAIR_FUNCTIONS.items():
         con.execute(
-            f"CREATE OR REPLACE TEMP MACRO {fn}(a, b) AS "
+            f"CREATE OR REPLACE TEMP MACRO {sql_name}(a, b) AS "
             f"_degeneracy_pair('{metric}', a, b, '{{}}'), "
             f"(a, b, params) AS _degeneracy_pair('{metric}', a, b, params)"
         )
-    con.create_function(
+    con.create_function(  # type: ignore[call-overload]  # stub lacks str null_handling
         "_degeneracy_dsa_floor",
         group_floor,
         [duckdb.list_type(v), v],

@@ -93,9 +93,9 @@ def emit(
                 console = Console(width=250)
             console.print(table)
             return
-        console = Console(file=io.StringIO(), width=200)
-        console.print(table)
-        text = console.file.getvalue()
+        buffer = io.StringIO()
+        Console(file=buffer, width=200).print(table)
+        text = buffer.getvalue()
     if out is None:
         sys.stdout.write(text)
     else:

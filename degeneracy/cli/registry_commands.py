@@ -51,9 +51,10 @@ def ingest(
 
     Example: `degeneracy ingest shared_nets/ model_seed3.pt`
     """
-    from degeneracy.registry.ingest import collect, write_batches
+    from degeneracy.api import read_networks
+    from degeneracy.registry.ingest import write_batches
 
-    batches = collect(paths)  # read and validate everything before touching the registry
+    batches = read_networks(paths)  # read and validate everything before touching the registry
     summaries = write_batches(open_registry(registry, create=True), batches)
     written = sum(len(s.written) for s in summaries)
     skipped = sum(len(s.skipped) for s in summaries)

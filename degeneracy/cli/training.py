@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -143,7 +143,7 @@ def train(
     from degeneracy.api import pick_device
     from degeneracy.training.sweep import Job, build_experiment
 
-    trainer = {"steps_per_epoch": steps_per_epoch, "batch": batch}
+    trainer: dict[str, Any] = {"steps_per_epoch": steps_per_epoch, "batch": batch}
     if max_epochs is not None:
         trainer["max_epochs"] = max_epochs
     if lr is not None:

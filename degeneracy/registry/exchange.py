@@ -82,9 +82,8 @@ def records_from_tables(
         unknown = set(s) - {"seed", *_SUMMARY}
         if unknown:
             raise RegistryError(f"{where}: unknown network field(s) {', '.join(sorted(unknown))}")
-        by_seed[seed] = NetworkRecord(
-            seed=seed, weights_final={}, **{k: s.get(k) for k in _SUMMARY}
-        )
+        summary: dict[str, Any] = {k: s.get(k) for k in _SUMMARY}
+        by_seed[seed] = NetworkRecord(seed=seed, weights_final={}, **summary)
     for kind in ARRAY_KINDS:
         table = tables.get(kind)
         if table is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -53,6 +54,7 @@ def _array_column(arrays: list[np.ndarray]) -> tuple[pa.Array, pa.Array]:
 def _groups(kind: str, ids: dict[int, str], records: list[NetworkRecord]) -> Iterable[dict]:
     """Yield column dicts, one per row group, in the file's sort order."""
     recs = sorted(records, key=lambda r: r.seed)
+    rows: list[tuple[NetworkRecord, Any]]
     if kind == "weights":
         keys = sorted(
             {("init", n) for r in recs for n in r.weights_init}

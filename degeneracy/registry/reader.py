@@ -35,7 +35,7 @@ def files_of(registry: Registry, ids: Sequence[str], kind: str) -> dict[str, lis
         raise RegistryError(f"network {lacking[0]} has no stored {kind}")
     by_file: dict[str, list[str]] = {}
     for i in dict.fromkeys(ids):
-        by_file.setdefault(str(registry.layout.absolute(found[i])), []).append(i)
+        by_file.setdefault(str(registry.layout.absolute(str(found[i]))), []).append(i)
     return by_file
 
 
@@ -69,7 +69,9 @@ def curves(registry: Registry, ids: Sequence[str]):
                 "lr": pl.Float32,
             }
         )
-    return pl.from_arrow(pa.concat_tables(tables)).sort("network_id", "step")
+    frame = pl.from_arrow(pa.concat_tables(tables))
+    assert isinstance(frame, pl.DataFrame)  # a table gives a frame (a Series only from arrays)
+    return frame.sort("network_id", "step")
 
 
 def ensemble_tables(

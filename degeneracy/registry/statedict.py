@@ -7,6 +7,8 @@
                 regime = "standard"        #   against W_h), regime, gamma, l1, nuclear
                 final_loss = 4e-4          # optional: steps, final_loss, ood_loss, converged
                 init = "net3_init.pt"      # optional: the state_dict before training
+                update = "rnn"             # optional: torch.nn.RNN's tanh update (default),
+                                           #   or "leaky" (this project's network, [factors] tau)
                 [factors]                  # optional: anything else about the condition
                 lr = 1e-3
                 [names]                    # optional: our parameter name -> key in the file
@@ -61,7 +63,7 @@ def read_sidecar(path: Path) -> dict[str, Any]:
         raise RegistryError(f"{path}: cannot parse ({str(exc).splitlines()[0]})") from exc
     if not isinstance(data, dict):
         raise RegistryError(f"{path}: expected a table of settings")
-    known = {*CONDITION_FIELDS, "factors", "seed", "init", "names", *_SUMMARY}
+    known = {*CONDITION_FIELDS, "factors", "seed", "init", "names", "update", *_SUMMARY}
     check_keys(str(path), data, known, ("task", "seed"))
     return data
 
@@ -114,7 +116,7 @@ def rename(
             out[ours] = value
     b_ih, b_hh = take("bias_ih_l0"), take("bias_hh_l0")
     if "b" not in out and (b_ih is not None or b_hh is not None):
-        out["b"] = sum(b for b in (b_ih, b_hh) if b is not None)
+        out["b"] = np.sum([b for b in (b_ih, b_hh) if b is not None], axis=0)
     for prefix in _READOUTS:
         for ours, part in (("W_out", "weight"), ("b_out", "bias")):
             key = f"{prefix}.{part}"
@@ -148,10 +150,15 @@ def read_state_dict_network(path: Path) -> tuple[Condition, NetworkRecord]:
         condition = Condition.from_dict(cond)
     except (TypeError, RegistryError) as exc:
         raise RegistryError(f"{side_path}: {exc}") from exc
+    summary: dict[str, Any] = {k: side.get(k) for k in _SUMMARY}
+    update = side.get("update", "rnn")  # how to run it on the probe sets (probe_ingested)
+    if update not in ("rnn", "leaky"):
+        raise RegistryError(f"{side_path}: update must be 'rnn' or 'leaky', got {update!r}")
     record = NetworkRecord(
         seed=side["seed"],
         weights_final=final,
         weights_init=init,
-        **{k: side.get(k) for k in _SUMMARY},
+        provenance={"source_file": path.name, "update": update},
+        **summary,
     )
     return condition, record

@@ -370,7 +370,9 @@ class Registry:
         """network id -> its `kind` data file (relative to the root; None when it has none),
         for the ids the catalog holds. Files never change once written, so the map is kept
         on this object."""
-        found = {i: self._file_cache[(kind, i)] for i in ids if (kind, i) in self._file_cache}
+        found: dict[str, str | None] = {
+            i: self._file_cache[(kind, i)] for i in ids if (kind, i) in self._file_cache
+        }
         todo = [i for i in ids if i not in found]
         if todo:
             with self.connect(read_only=True) as con:

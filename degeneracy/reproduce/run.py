@@ -364,7 +364,7 @@ def level_rows(res: CellResult) -> list[dict]:
     return out
 
 
-def versions(device: str) -> dict[str, str]:
+def versions(device: str) -> dict[str, str | None]:
     """What ran the analysis: the writer's software record (`writer.software`), torch, device."""
     import torch
 
@@ -372,7 +372,7 @@ def versions(device: str) -> dict[str, str]:
 
     sw = software()
     return {
-        "degeneracy": sw["degeneracy"] + (f" (git {sw['git']})" if sw["git"] else ""),
+        "degeneracy": f"{sw['degeneracy']}" + (f" (git {sw['git']})" if sw["git"] else ""),
         "torch": torch.__version__,
         "duckdb": sw["duckdb"],
         "python": sw["python"],
@@ -397,7 +397,7 @@ def write_outputs(
     results: list[CellResult],
     scale: str,
     command: str,
-    info: dict[str, str],
+    info: dict[str, str | None],
     seconds: float | None = None,
 ) -> dict[str, Path]:
     """levels.csv, verdicts.csv, grid.csv and summary.md under `out`."""

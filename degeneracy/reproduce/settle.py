@@ -22,7 +22,7 @@ set is replica 0 at the training's probe size), which ties the two together.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,6 +88,7 @@ def reprobe(registry, exp, ids: list[str], trials: int, replica: int = 0) -> np.
         params = raw(exp.model, eff)
         with torch.no_grad():
             rates, _ = forward(exp.model, params, x.expand(len(part), *x.shape))
+        assert rates is not None  # forward returns the rates unless states=False
         out.append(rates.numpy())
     return np.concatenate(out) if out else np.zeros((0,), np.float32)
 
@@ -189,7 +190,7 @@ def settle_cell(
     registry,
     pc,
     study: Study = Study(),
-    done: set[tuple[int, str]] = frozenset(),
+    done: Collection[tuple[int, str]] = frozenset(),
     say: Callable[[str], None] | None = None,
 ) -> Iterator[tuple[list[dict], dict]]:
     """The study on one cell, one (trials, rule) point at a time: (per level rows, the verdict
@@ -253,7 +254,9 @@ def settle_cell(
             group.append({name: lv.value, **row})
         for key in [k for k in trajs if k[0] == t]:
             del trajs[key]  # re-probing takes seconds; memory stays at one probe size
-        arrow, verdict, diff, two_se, floor = direction(group, name, "dsa")
+        found = direction(group, name, "dsa")  # None: under 2 levels with a value
+        arrow, verdict = (found[0], found[1]) if found else ("", "n/a")
+        diff, two_se, worst = (found[2], found[3], found[4]) if found else (None, None, None)
         paper = PAPER.get(name, {}).get("dynamics", "")
         yield (
             rows,
@@ -265,7 +268,7 @@ def settle_cell(
                 "measured": arrow,
                 "difference": diff,
                 "2 SE": two_se,
-                "floor": floor,
+                "floor": worst,  # the larger of the two ends' floors
                 "verdict": verdict,
                 "paper": paper,
                 "agrees": agreement(verdict, arrow, paper),
@@ -305,7 +308,11 @@ def run(registry, plan, folder: Path, say: Callable[[str], None] | None = None) 
         {c: r.get(c) for c in SETTLE_VERDICT_COLUMNS} for r in _read(paths["settle_verdicts"])
     ]
     for pc in plan.cells:
-        done = {(int(v["trials"]), v["rank_rule"]) for v in verdicts if v["cell"] == pc.cell.name}
+        done = {
+            (int(str(v["trials"])), str(v["rank_rule"]))
+            for v in verdicts
+            if v["cell"] == pc.cell.name
+        }
         for level_rows, verdict in settle_cell(registry, pc, study, done, say):
             rows += [{c: r.get(c) for c in SETTLE_COLUMNS} for r in level_rows]
             verdicts.append(verdict)

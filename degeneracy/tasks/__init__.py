@@ -34,9 +34,9 @@ def make_task(name: str, complexity: int | None = None, **params: Any) -> Task:
         if key in params and params[key] != complexity:
             raise TaskError(f"{name}: complexity {complexity} disagrees with {key}={params[key]}")
         params[key] = complexity
-    coerced = {}
+    coerced: dict[str, Any] = {}
     for k, v in params.items():
-        typ = type(fields[k].default)
+        typ: Any = type(fields[k].default)
         if typ is bool and isinstance(v, str):
             if v.lower() not in ("true", "false", "1", "0", "yes", "no"):
                 raise TaskError(f"{name}: {k} must be true or false, got {v!r}")

@@ -4,6 +4,7 @@ stream, Adam state, learning-rate schedule and early stop (DESIGN.md, "Training"
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -203,10 +204,10 @@ def train_ensemble(
         _, y = forward(spec, sub, x, workspace, states=False)
         mse = masked_mse(y, target, mask)
         loss = mse + penalty(effective(spec, sub)["W_h"], exp.l1, exp.nuclear)
-        grads = torch.autograd.grad(loss.sum(), list(sub.values()))
-        grads = dict(zip(sub, grads))
+        grads = dict(zip(sub, torch.autograd.grad(loss.sum(), list(sub.values()))))
         if cfg.grad_clip > 0:
-            norm = torch.sqrt(sum((g.flatten(1) ** 2).sum(1) for g in grads.values()))
+            squares = [(g.flatten(1) ** 2).sum(1) for g in grads.values()]
+            norm = torch.sqrt(functools.reduce(torch.add, squares))  # summed in order, as before
             scale = torch.clamp(cfg.grad_clip / (norm + 1e-12), max=1.0)
             grads = {n: g * scale.reshape((-1,) + (1,) * (g.dim() - 1)) for n, g in grads.items()}
         adam.step(idx, grads)

@@ -6,6 +6,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from degeneracy.registry.errors import RegistryError
 from degeneracy.registry.store import Registry
 from tests.cli.helpers import assert_user_error, run_cli
 from tests.factories import condition, make_records, snapshot
@@ -55,7 +56,7 @@ def test_ingest_is_idempotent(filled, tmp_path):
     assert data == {k: v for k, v in before.items() if k.startswith("data/")}
 
 
-def _torch_net(hidden=5, inputs=2, outputs=3, seed=0):
+def _torch_net(hidden=5, inputs=2, outputs=2, seed=0):
     torch.manual_seed(seed)
     return torch.nn.ModuleDict(
         {
@@ -99,7 +100,7 @@ def test_state_dict_folder_groups_one_ensemble_per_condition(tmp_path):
     src = tmp_path / "nets"
     src.mkdir()
     for seed in range(3):
-        torch.save(_torch_net(seed=seed).state_dict(), src / f"s{seed}.pt")
+        torch.save(_torch_net(seed=seed, inputs=1, outputs=1).state_dict(), src / f"s{seed}.pt")
         (src / f"s{seed}.json").write_text(json.dumps({"task": "sine", "seed": seed}))
     r = run_cli("ingest", src, registry=tmp_path / "reg")
     assert r.returncode == 0, r.stderr
@@ -214,3 +215,54 @@ def test_float64_exchange_values_are_stored_as_float32(tmp_path):
     got = reg.load_weights(reg.sql("SELECT network_id FROM networks")["network_id"].to_list())
     assert got.dtype == np.float32
     assert np.array_equal(got[0], recs[0].weights_final["W_h"].astype(np.float32))
+
+
+def test_state_dict_networks_are_run_on_the_probe_sets(tmp_path):
+    """Their trajectories are torch.nn.RNN's own states on this project's probe inputs, the
+    missing summaries come from those probes, and every metric then works on them."""
+    from degeneracy import api
+    from degeneracy.schema.kinds import REPLICA_PROBE
+    from degeneracy.tasks import make_task
+    from degeneracy.training.trainer import TrainConfig
+
+    nets = {seed: _torch_net(seed=seed, outputs=2) for seed in (0, 1)}
+    for seed, net in nets.items():
+        torch.save(net.state_dict(), tmp_path / f"n{seed}.pt")
+        extra = "final_loss = 0.5\n" if seed == 1 else ""
+        (tmp_path / f"n{seed}.toml").write_text(
+            f'task = "flipflop"\nseed = {seed}\ncomplexity = 2\n{extra}'
+            "[factors.train]\nthreshold = 10.0\n"
+        )
+    reg = api.open(tmp_path / "reg", create=True)
+    api.ingest(reg, [tmp_path / "n0.pt", tmp_path / "n1.pt"])
+    rows = reg.sql("SELECT * FROM networks ORDER BY seed").rows(named=True)
+    task, cfg = make_task("flipflop", complexity=2), TrainConfig()
+    for row in rows:
+        net, nid = nets[row["seed"]], [row["network_id"]]
+        for probe, ood, rep in (("id", False, 0), ("ood", True, 0), (REPLICA_PROBE, False, 1)):
+            batch = task.probe(cfg.probe_trials, cfg.probe_seed, ood, rep)
+            with torch.no_grad():
+                states, _ = net["rnn"](torch.from_numpy(batch.inputs))
+                y = net["fc"](states)
+            got = reg.load_trajectories(nid, probe)[0]
+            np.testing.assert_allclose(got, states.numpy(), atol=2e-6)
+            np.testing.assert_allclose(reg.load_outputs(nid, probe)[0], y.numpy(), atol=2e-6)
+            mse = float((((y.numpy() - batch.targets) ** 2) * batch.mask).sum() / batch.mask.sum())
+            if probe == "ood":
+                assert row["ood_loss"] == pytest.approx(mse, rel=1e-5)
+            if probe == "id" and row["seed"] == 0:
+                assert row["final_loss"] == pytest.approx(mse, rel=1e-5)
+        assert row["converged"] is True  # under the sidecar's threshold of 10
+    assert rows[1]["final_loss"] == pytest.approx(0.5)  # the sidecar's own value is kept
+    _, groups = api.analyze(reg, ["behavior", "dsa", "pif", "svcca"], ["task"])
+    assert groups[0]["n"] == 2 and groups[0]["dsa"] > 0 and groups[0]["dsa_floor"] is not None
+    assert groups[0]["pif"] > 0 and groups[0]["pif_chance"] is None  # no initial weights given
+
+
+def test_a_state_dict_whose_inputs_do_not_fit_the_task_is_one_clear_error(tmp_path):
+    from degeneracy import api
+
+    torch.save(_torch_net(seed=0).state_dict(), tmp_path / "n.pt")
+    (tmp_path / "n.toml").write_text('task = "flipflop"\nseed = 0\ncomplexity = 3\n')
+    with pytest.raises(RegistryError, match="input matrix must be"):
+        api.read_networks([tmp_path / "n.pt"])
