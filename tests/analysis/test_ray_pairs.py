@@ -180,20 +180,24 @@ def test_a_run_stopped_after_one_chunk_keeps_it_and_the_rerun_computes_the_rest(
         assert n == 15  # each chunk flushed as it returned, nothing written twice
 
 
-def test_a_killed_worker_is_retried_and_the_matrix_is_complete(tmp_path, ray_instance, monkeypatch):
-    local, on_ray = _twin(tmp_path, "local"), _twin(tmp_path, "ray")
-    ids = sorted(local.sql("SELECT network_id FROM networks WHERE complexity = 1")["network_id"])
-    marker = tmp_path / "killed"
-    real = ray_pairs._pairs_task
+def _dies_once(real, marker):
+    """`real`, except that the first call anywhere (a marker file decides) kills its worker."""
 
-    def dies_once(*args):  # runs in the worker: the first task to start kills its process
+    def task(*args):  # runs in the Ray worker
         try:
             open(marker, "x").close()
         except FileExistsError:
             return real(*args)
         os._exit(1)
 
-    monkeypatch.setattr(ray_pairs, "_pairs_task", dies_once)
+    return task
+
+
+def test_a_killed_worker_is_retried_and_the_matrix_is_complete(tmp_path, ray_instance, monkeypatch):
+    local, on_ray = _twin(tmp_path, "local"), _twin(tmp_path, "ray")
+    ids = sorted(local.sql("SELECT network_id FROM networks WHERE complexity = 1")["network_id"])
+    marker = tmp_path / "killed"
+    monkeypatch.setattr(ray_pairs, "_pairs_task", _dies_once(ray_pairs._pairs_task, marker))
     cache = PairwiseCache(on_ray, executor=ray_pairs.RayPairs(chunk_pairs=4))
     got = cache.matrix("pif", ids)
     assert marker.exists()  # a worker did die, and its chunk came back from a retry
@@ -202,16 +206,7 @@ def test_a_killed_worker_is_retried_and_the_matrix_is_complete(tmp_path, ray_ins
     assert on_ray.sql("SELECT count(*) AS n FROM pairwise")["n"][0] == 15
     # DSA's Newton tasks the same way
     marker.unlink()
-    real_newton = ray_pairs._newton_task
-
-    def newton_dies_once(*args):
-        try:
-            open(marker, "x").close()
-        except FileExistsError:
-            return real_newton(*args)
-        os._exit(1)
-
-    monkeypatch.setattr(ray_pairs, "_newton_task", newton_dies_once)
+    monkeypatch.setattr(ray_pairs, "_newton_task", _dies_once(ray_pairs._newton_task, marker))
     got = PairwiseCache(on_ray, executor=ray_pairs.RayPairs(chunk_pairs=4)).matrix("dsa", ids, DSA)
     assert marker.exists()
     np.testing.assert_allclose(
