@@ -103,7 +103,6 @@ def test_tiny_scale_end_to_end_and_resumable(tmp_path):
         "-o",
         out,
         registry=reg,
-        timeout=900,
     )
     assert res.returncode == 0, res.stderr[-3000:]
     levels = _read(out / "levels.csv")
@@ -146,7 +145,6 @@ def test_tiny_scale_end_to_end_and_resumable(tmp_path):
         "-o",
         out,
         registry=reg,
-        timeout=900,
     )
     assert again.returncode == 0, again.stderr[-3000:]
     # the settling study at the stored probe size and the fixed rank re-probes the networks
