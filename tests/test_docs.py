@@ -33,3 +33,11 @@ def test_every_example_spec_parses_and_dry_runs(spec, tmp_path):
     if spec.parent.name == "examples":  # the reproduce specs are covered by tests/reproduce
         r = run_cli("sweep", spec, "--dry-run", registry=tmp_path / "none")
         assert r.returncode == 0 and "condition(s)" in r.stdout, r.stderr
+
+
+def test_the_ci_test_command_runs_the_slow_tests_too():
+    """`slow` is for skipping locally (`-m "not slow"`); what `.ci/run` executes keeps them."""
+    text = README.read_text()
+    command = re.search(r"<!-- ci:test -->\n```bash\n(.*?)```", text, flags=re.S).group(1)
+    pytest_args = command.split("-m pytest", 1)[1]
+    assert " -m " not in pytest_args and " -k " not in pytest_args and "slow" not in command

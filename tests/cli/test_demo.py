@@ -1,9 +1,12 @@
 import re
 
+import pytest
+
 from degeneracy.registry.store import Registry
 from tests.cli.helpers import run_cli
 
 
+@pytest.mark.slow  # 12 networks trained, then DSA over a 3 x 3 grid
 def test_quick_demo_runs_end_to_end_and_reruns_for_free(tmp_path):
     reg_path = tmp_path / "reg"
     r = run_cli("demo", "--quick", "--registry", reg_path)

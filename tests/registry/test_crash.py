@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from degeneracy.registry.store import Registry
 from tests.cli.helpers import HANG_S
 
@@ -34,6 +36,7 @@ def _sweep(reg, spec) -> subprocess.Popen:
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
+@pytest.mark.slow  # a whole sweep, then 10 killed ones, then one to the end
 def test_sigkill_at_random_moments_loses_and_duplicates_nothing(tmp_path):
     hidden = list(range(4, 24))  # 20 conditions, 40 networks: work left for every kill
     spec = tmp_path / "crash.toml"

@@ -90,6 +90,7 @@ def _read(path):
         return list(csv.DictReader(fh))
 
 
+@pytest.mark.slow  # every cell trained at the tiny scale, analyzed, then resumed
 def test_tiny_scale_end_to_end_and_resumable(tmp_path):
     reg = tmp_path / "reg"
     out = tmp_path / "out"
