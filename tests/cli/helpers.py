@@ -7,6 +7,7 @@ of imports (torch) on a busy machine; most CLI tests need none."""
 
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -96,7 +97,16 @@ def popen_cli(*args, registry=None, env=None, **kwargs):
         else:
             full_env[name] = value
     cmd = [sys.executable, "-m", "degeneracy", *_argv(args, registry)]
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        # a job started in the background (`cmd &`, nohup) ignores Ctrl-C, and so would the
+        # process: Python then installs no handler and a test's SIGINT is lost. Give it the
+        # default a terminal gives
+        kwargs.setdefault("preexec_fn", _default_sigint)
     return subprocess.Popen(cmd, env=full_env, **kwargs)
+
+
+def _default_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_for(condition, proc, poll_s=0.3):
