@@ -55,8 +55,8 @@ def run_cli(*args, registry=None, cwd=None, env=None):
                 code = run(argv)
             except SystemExit as exc:  # as the interpreter maps sys.exit(...)
                 code = _exit_status(exc.code)
-            except BaseException:  # noqa: BLE001  (a bug: print it as an uncaught one would be)
-                sys.stderr.write("".join(traceback.format_exc()))
+            except BaseException:  # a bug: printed as an uncaught exception would be
+                sys.stderr.write(traceback.format_exc())
                 code = 1
             sys.stdout.flush()
             sys.stderr.flush()
@@ -159,9 +159,9 @@ def _warnings_as_in_a_process():
     records warnings instead, which would hide a stray stderr line from `assert_user_error`."""
     with warnings.catch_warnings():
         warnings.resetwarnings()
-        for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning):
+        defaults = (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning)
+        for category in defaults:  # what Python ignores outside __main__
             warnings.simplefilter("ignore", category)
-        warnings.simplefilter("ignore", ResourceWarning)
 
         def show(message, category, filename, lineno, file=None, line=None):
             sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
