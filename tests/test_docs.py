@@ -68,3 +68,11 @@ def test_every_readme_command_names_a_command_and_options_that_exist():
                 sub.make_context(name, rest, parent=ctx)
             except click.exceptions.Exit:  # --help
                 pass
+
+
+def test_the_ci_test_command_runs_the_slow_tests_too():
+    """`slow` is for skipping locally (`-m "not slow"`); what `.ci/run` executes keeps them."""
+    text = README.read_text()
+    command = re.search(r"<!-- ci:test -->\n```bash\n(.*?)```", text, flags=re.S).group(1)
+    pytest_args = command.split("-m pytest", 1)[1]
+    assert " -m " not in pytest_args and " -k " not in pytest_args and "slow" not in command

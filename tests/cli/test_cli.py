@@ -9,7 +9,7 @@ import pytest
 
 from degeneracy.cli.app import app
 from degeneracy.registry.errors import RegistryError
-from tests.cli.helpers import assert_user_error, run_cli
+from tests.cli.helpers import HANG_S, assert_user_error, has_open, popen_cli, run_cli, wait_for
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -224,23 +224,27 @@ SLOW_SQL = "SELECT sum(a.range * b.range) FROM range(400000) a, range(400000) b"
 def test_a_query_stops_at_its_timeout_and_on_ctrl_c(filled):
     import signal
     import subprocess
-    import sys
     import time
 
     t0 = time.monotonic()
     r = run_cli("query", SLOW_SQL, "--timeout", "1", registry=filled.root)
     assert_user_error(r, "timeout")
     assert time.monotonic() - t0 < 60  # the full query takes minutes
-    p = subprocess.Popen(
-        [sys.executable, "-m", "degeneracy", "--registry", str(filled.root), "query", SLOW_SQL],
+    # Ctrl-C needs a real process. Signal it once it has the catalog open (in the command,
+    # the query starting): a fixed sleep could land in its start-up imports on a busy machine
+    p = popen_cli(
+        "query",
+        SLOW_SQL,
+        registry=filled.root,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(3)  # well into the query
+    assert wait_for(lambda: has_open(p.pid, filled.root / "catalog.duckdb"), p), p.communicate()
+    time.sleep(2)  # well into the query
     p.send_signal(signal.SIGINT)
     t1 = time.monotonic()
-    _, err = p.communicate(timeout=60)
+    _, err = p.communicate(timeout=HANG_S)
     assert p.returncode == 130 and err.strip() == "degeneracy: interrupted", err
     assert time.monotonic() - t1 < 30
     # the registry still answers

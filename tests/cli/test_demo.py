@@ -1,13 +1,15 @@
 import re
 
+import pytest
+
 from degeneracy.registry.store import Registry
 from tests.cli.helpers import run_cli
 
 
+@pytest.mark.slow  # 12 networks trained, then DSA over a 3 x 3 grid
 def test_quick_demo_runs_end_to_end_and_reruns_for_free(tmp_path):
     reg_path = tmp_path / "reg"
-    # generous: 12 networks trained, then DSA over a 3 x 3 grid, on 2 cores that may be busy
-    r = run_cli("demo", "--quick", "--registry", reg_path, timeout=900)
+    r = run_cli("demo", "--quick", "--registry", reg_path)
     assert r.returncode == 0, r.stderr
     assert (
         "threshold 0.05 " in r.stdout
@@ -24,7 +26,7 @@ def test_quick_demo_runs_end_to_end_and_reruns_for_free(tmp_path):
     ).rows()
     assert rows == [(1, 4), (2, 4), (3, 4)]
     before = reg.sql("SELECT network_id, created_at FROM networks ORDER BY network_id")
-    r = run_cli("demo", "--quick", "--registry", reg_path, timeout=300)
+    r = run_cli("demo", "--quick", "--registry", reg_path)
     assert r.returncode == 0, r.stderr
     after = reg.sql("SELECT network_id, created_at FROM networks ORDER BY network_id")
     assert before.equals(after)  # nothing retrained

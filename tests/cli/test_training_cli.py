@@ -1,13 +1,12 @@
 import json
 import signal
 import subprocess
-import sys
 import time
 
 import numpy as np
 
 from degeneracy.registry.store import Registry
-from tests.cli.helpers import assert_user_error, run_cli
+from tests.cli.helpers import HANG_S, assert_user_error, popen_cli, run_cli, wait_for
 
 TINY = ["--hidden", "8", "--max-epochs", "3", "--steps-per-epoch", "10", "--batch", "8"]
 
@@ -88,20 +87,22 @@ def test_an_interrupted_sweep_finishes_on_rerun_without_duplicates(tmp_path):
     spec = tmp_path / "s.toml"
     spec.write_text(SPEC.replace("max_epochs = 3", "max_epochs = 40"))
     reg_path = tmp_path / "reg"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "degeneracy", "--registry", str(reg_path), "-q", "sweep", str(spec)],
+    proc = popen_cli(
+        "-q",
+        "sweep",
+        spec,
+        registry=reg_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.time() + 120
-    stored = 0
-    while time.time() < deadline and stored == 0 and proc.poll() is None:
-        time.sleep(0.3)
-        data = list((reg_path / "data" / "weights").glob("task=*/*.parquet"))
-        stored = len(data)
+
+    def stored():  # the first ensemble is in: well into the sweep
+        return list((reg_path / "data" / "weights").glob("task=*/*.parquet"))
+
+    wait_for(stored, proc)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=HANG_S)
     assert "Traceback" not in err, err
     r = run_cli("sweep", spec, registry=reg_path)
     assert r.returncode == 0, r.stderr
@@ -131,30 +132,20 @@ def test_a_terminated_sweep_stops_its_worker_processes(tmp_path):
     """`kill` (SIGTERM) on a sweep with --workers 2 used to leave both workers training on,
     orphaned, for the rest of their ensembles; now it stops like Ctrl-C and takes them along."""
     import os
-    import signal
-    import subprocess
-    import sys
-    import time
 
     spec = tmp_path / "long.toml"
     spec.write_text(
         'task = "flipflop"\nhidden = 32\nseeds = 4\ncomplexity = [1, 2]\n'
         "[train]\nmax_epochs = 500\nthreshold = 1e-9\n"
     )
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "degeneracy",
-            "--registry",
-            str(tmp_path / "r"),
-            "sweep",
-            str(spec),
-            "--workers",
-            "2",
-            "--threads",
-            "1",
-        ],
+    proc = popen_cli(
+        "sweep",
+        spec,
+        "--workers",
+        "2",
+        "--threads",
+        "1",
+        registry=tmp_path / "r",
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -164,14 +155,12 @@ def test_a_terminated_sweep_stops_its_worker_processes(tmp_path):
         out = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True)
         return [int(p) for p in out.stdout.split()]
 
-    deadline = time.monotonic() + 120
-    while len(children()) < 2 and time.monotonic() < deadline:
-        time.sleep(0.5)
+    wait_for(lambda: len(children()) >= 2, proc, poll_s=0.5)
     kids = children()
     assert len(kids) >= 2, "the workers never started"
     time.sleep(2)
     proc.send_signal(signal.SIGTERM)
-    assert proc.wait(60) == 130
+    assert proc.wait(HANG_S) == 130
     assert "interrupted" in proc.stderr.read()
     time.sleep(2)
     alive = []

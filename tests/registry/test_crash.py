@@ -8,7 +8,10 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from degeneracy.registry.store import Registry
+from tests.cli.helpers import HANG_S
 
 SPEC = """
 name = "crash"
@@ -33,6 +36,7 @@ def _sweep(reg, spec) -> subprocess.Popen:
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
+@pytest.mark.slow  # a whole sweep, then 10 killed ones, then one to the end
 def test_sigkill_at_random_moments_loses_and_duplicates_nothing(tmp_path):
     hidden = list(range(4, 24))  # 20 conditions, 40 networks: work left for every kill
     spec = tmp_path / "crash.toml"
@@ -42,7 +46,7 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(tmp_path):
     # how long one whole run takes here, so the kills land all over it (start-up included)
     t0 = time.monotonic()
     probe = _sweep(tmp_path / "timing", spec)
-    assert probe.wait(600) == 0, probe.stderr.read().decode()[-2000:]
+    assert probe.wait(HANG_S) == 0, probe.stderr.read().decode()[-2000:]
     whole = time.monotonic() - t0
     seen = []
     for _ in range(KILLS):
@@ -52,11 +56,11 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(tmp_path):
             proc.wait(delay)
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGKILL)
-            proc.wait(60)
+            proc.wait(HANG_S)
         seen.append(proc.returncode)
     assert seen.count(-signal.SIGKILL) >= KILLS // 2, seen  # most runs really were killed
     last = _sweep(reg, spec)
-    assert last.wait(600) == 0, last.stderr.read().decode()[-2000:]
+    assert last.wait(HANG_S) == 0, last.stderr.read().decode()[-2000:]
     r = Registry.open(reg)
     rows = r.sql("SELECT hidden_size, seed, count(*) AS n FROM networks GROUP BY ALL")
     assert rows.height == 2 * len(hidden) and set(rows["n"]) == {1}  # 0 lost, 0 twice

@@ -13,6 +13,7 @@ import pytest
 from degeneracy.registry import ids
 from degeneracy.registry.errors import RegistryError
 from degeneracy.registry.store import Registry
+from tests.cli.helpers import HANG_S
 from tests.factories import condition, make_records
 
 
@@ -414,7 +415,7 @@ def test_concurrent_creators_all_get_one_registry(tmp_path):
         )
         for _ in range(4)
     ]
-    results = [p.communicate(timeout=120) for p in procs]
+    results = [p.communicate(timeout=HANG_S) for p in procs]
     assert [p.returncode for p in procs] == [0] * 4, [r[1][-500:] for r in results]
     assert sorted(x.name for x in path.iterdir()) == ["catalog.duckdb", "data"]
     Registry.open(path).write_ensemble(condition(), make_records([0]))

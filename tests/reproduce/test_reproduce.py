@@ -90,6 +90,7 @@ def _read(path):
         return list(csv.DictReader(fh))
 
 
+@pytest.mark.slow  # every cell trained at the tiny scale, analyzed, then resumed
 def test_tiny_scale_end_to_end_and_resumable(tmp_path):
     reg = tmp_path / "reg"
     out = tmp_path / "out"
@@ -103,7 +104,6 @@ def test_tiny_scale_end_to_end_and_resumable(tmp_path):
         "-o",
         out,
         registry=reg,
-        timeout=900,
     )
     assert res.returncode == 0, res.stderr[-3000:]
     levels = _read(out / "levels.csv")
@@ -146,7 +146,6 @@ def test_tiny_scale_end_to_end_and_resumable(tmp_path):
         "-o",
         out,
         registry=reg,
-        timeout=900,
     )
     assert again.returncode == 0, again.stderr[-3000:]
     # the settling study at the stored probe size and the fixed rank re-probes the networks

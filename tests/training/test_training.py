@@ -211,6 +211,7 @@ def test_a_stopped_network_never_changes_again():
         assert np.array_equal(recs[k].weights_final["W_h"], first["W_h"].numpy())
 
 
+@pytest.mark.slow  # trains to convergence (up to 3,000 steps)
 def test_small_flipflop_ensemble_converges():
     exp = _exp(hidden=32, max_steps=3000, threshold=2e-2, batch=32)
     recs = train_ensemble(exp, [0, 1])
@@ -220,6 +221,7 @@ def test_small_flipflop_ensemble_converges():
     assert curve["loss"][-1] < 2e-2 and curve["step"][-1] == recs[0].steps
 
 
+@pytest.mark.slow  # six seeds per task trained for up to 1,500 steps
 @pytest.mark.parametrize(
     "task, complexity, hidden, steps, lr, factor",
     [
