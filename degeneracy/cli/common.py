@@ -130,8 +130,8 @@ def pm(value, se) -> str:
 class PlainProgress:
     """The part of rich's `Progress` the commands use, as plain lines on stderr: for logs and
     pipes, where a live display shows nothing (a demo logged to a file was silent for its whole
-    run). A task prints when added, at most every `every` seconds while it moves, and when it
-    completes."""
+    run). A task prints when it first moves, then at most every `every` seconds, and when it
+    completes; a task that never moves (a command refused before any work) prints nothing."""
 
     def __init__(self, every: float = 30.0, quiet: bool = False):
         import time
@@ -156,7 +156,6 @@ class PlainProgress:
             "start": self._now(),
             "printed": None,
         }
-        self._print(key)
         return key
 
     def update(self, key: int, advance: float | None = None, **changes) -> None:
@@ -168,7 +167,7 @@ class PlainProgress:
         if advance:
             task["completed"] += advance
         done = task["total"] is not None and task["completed"] >= task["total"]
-        if done or self._now() - task["printed"] >= self.every:
+        if done or task["printed"] is None or self._now() - task["printed"] >= self.every:
             self._print(key)
 
     def _print(self, key: int) -> None:

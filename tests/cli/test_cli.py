@@ -336,7 +336,8 @@ def test_plain_progress_prints_start_throttled_moves_and_the_end(capsys):
     bar = PlainProgress(every=30)
     bar._now = lambda: t[0]
     with bar:
-        key = bar.add_task("pairs", total=10)
+        key = bar.add_task("pairs", total=10)  # nothing yet: a refused command prints nothing
+        bar.update(key, completed=0)  # first move: printed
         t[0] = 1.0
         bar.update(key, completed=3)  # 1 s after the last line: held
         t[0] = 40.0

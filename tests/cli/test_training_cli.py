@@ -17,7 +17,7 @@ def test_train_registers_everything_and_reruns_are_free(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "trained 3 networks" in r.stdout
     # stderr is not a terminal here: progress comes as plain lines (a live bar would be blank)
-    assert "ensembles: 0/1" in r.stderr and "ensembles: 1/1 done: flipflop" in r.stderr
+    assert "flipflop complexity=2" in r.stderr and "ensembles: 1/1 done: flipflop" in r.stderr
     reg = Registry.open(reg_path)
     df = reg.sql("SELECT * FROM networks ORDER BY seed")
     assert df["seed"].to_list() == [0, 1, 2] and set(df["complexity"]) == {2}
