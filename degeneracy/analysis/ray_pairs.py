@@ -36,8 +36,8 @@ from degeneracy.registry.errors import RegistryError
 #: pairs per task. At the paper's scale (hidden 128, DSA rank 10) a DSA pair takes ~10 ms and a
 #: PIF pair ~65 ms (README, Performance), so a chunk runs ~1.3 s (DSA) to ~8 s (PIF): Ray's
 #: per-task cost (scheduling, a result of 128 floats, a few ms) stays under 1 %, and a group of
-#: 50 networks (1,225 pairs) still gives 10 tasks to spread over a cluster. Each chunk spans at
-#: least 2-3 whole columns of such a group, so DSA's composition rounds keep routes.
+#: 50 networks (1,225 pairs) still gives 10 tasks to spread over a cluster. DSA's Newton tasks
+#: take `CHUNK_PAIRS` × 8 problems (8 starts per pair), the same work as a chunk of pairs.
 CHUNK_PAIRS = 128
 RETRIES = 3  # a task whose worker process dies (OOM, a lost node) runs again
 

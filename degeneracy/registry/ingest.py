@@ -53,8 +53,3 @@ def collect(paths: list[Path]) -> list[Batch]:
 def write_batches(registry: Registry, batches: list[Batch]) -> list[WriteSummary]:
     """Write each collected batch as one ensemble (idempotent: stored networks are skipped)."""
     return [registry.write_ensemble(c, r, source=s) for c, r, s in batches]
-
-
-def ingest(registry: Registry, paths: list[Path]) -> list[WriteSummary]:
-    """Validate all inputs, then write them."""
-    return write_batches(registry, collect(paths))
