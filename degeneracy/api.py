@@ -56,10 +56,15 @@ def read_networks(paths: Sequence[str | Path]) -> list:
     records, source)]. Networks from state_dicts are run on the probe sets networks trained
     here get (`training.probe_ingested`), so every metric works on them."""
     from degeneracy.registry.ingest import collect
+    from degeneracy.tasks import TASKS
     from degeneracy.training.probe_ingested import needs_probing, probe_records
 
     out = []
     for condition, records, source in collect([Path(p) for p in paths]):
+        if condition.task not in TASKS:  # no probe set, no metric chance level: unusable here
+            raise RegistryError(
+                f"{source}: unknown task {condition.task!r} (known: {', '.join(TASKS)})"
+            )
         if source == "state_dict" and needs_probing(records):
             update = records[0].provenance.get("update", "rnn")
             records = probe_records(condition, records, update)

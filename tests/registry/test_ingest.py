@@ -141,6 +141,15 @@ def _bad_inputs(tmp_path, filled):
     pq.write_table(t, mism / "weights.parquet")
     out["shape that does not match the values"] = (mism, "values")
 
+    alien = tmp_path / "unknown_task"
+    alien.mkdir()
+    for f in folder.iterdir():
+        (alien / f.name).write_bytes(f.read_bytes())
+    meta = json.loads((alien / "ensemble.json").read_text())
+    meta["condition"]["task"] = "nonsense"
+    (alien / "ensemble.json").write_text(json.dumps(meta))
+    out["exchange folder of an unknown task"] = (alien, "unknown task 'nonsense'")
+
     sd = tmp_path / "sd"
     sd.mkdir()
     net = _torch_net(hidden=5)
