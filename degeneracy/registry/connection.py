@@ -41,9 +41,11 @@ def open_catalog(path: Path, read_only: bool, timeout: float | None = None):
             delay = min(delay * 2, 1.0)
 
 
-def confine(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
+def confine(con: duckdb.DuckDBPyConnection, data_dir: Path, scratch: Path) -> None:
     """Forbid access to every file but the registered data files (and the per-kind empty
-    placeholders the views bind to), and any change of settings.
+    placeholders the views bind to), and any change of settings. A query too large for memory
+    spills into `scratch` (a folder outside the registry), not DuckDB's default beside the
+    catalog: a killed query would leave its spill files in the registry, unseen by `check`.
 
     An exact list, not the data folder: no file can be created there (so nothing can be added
     to what the views read), and DuckDB's COPY, which writes a temporary file beside its
@@ -58,10 +60,15 @@ def confine(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
     root = data_dir.parent
     paths = [str(data_dir / k / PLACEHOLDER) for k in ARRAY_KINDS]
     paths += [str(root / f) for k in ARRAY_KINDS for f in registered_files(con, k)]
-    listed = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
+    listed = ", ".join(f"'{_quoted(p)}'" for p in paths)
+    con.execute(f"SET temp_directory = '{_quoted(scratch)}'")
     con.execute(f"SET allowed_paths = [{listed}]")
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
+
+
+def _quoted(path: str | Path) -> str:
+    return str(path).replace("'", "''")
 
 
 _READ_TYPES = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}

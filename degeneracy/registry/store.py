@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 import os
 import re
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -227,17 +229,20 @@ class Registry:
             yield self._shared.cursor()
             return
         con = open_catalog(self.layout.catalog, read_only=read_only)
+        scratch = Path(tempfile.mkdtemp(prefix="degeneracy-query-")) if confined else None
         try:
             try:
                 if self._temp_views or confined:
                     ddl.create_views(con, str(self.layout.data), temp=True)
-                if confined:
-                    confine(con, self.layout.data)
+                if scratch is not None:
+                    confine(con, self.layout.data, scratch)
             except duckdb.Error as exc:
                 raise RegistryError(damage_message(exc)) from exc
             yield con
         finally:
             con.close()
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
 
     @contextmanager
     def transaction(self, timeout: float | None = None) -> Iterator[Any]:

@@ -248,6 +248,31 @@ def test_the_query_connection_itself_cannot_add_or_replace_data_files(filled):
     assert {p: p.read_bytes() for p in registered} == before
 
 
+def test_a_query_too_large_for_memory_spills_outside_the_registry(filled, tmp_path):
+    """DuckDB spills to `catalog.duckdb.tmp/` beside the catalog by default: a query killed
+    mid-spill left its files inside the registry, where `check` does not look."""
+    from degeneracy.registry.connection import confine
+    from degeneracy.schema.catalog import create_views
+    from tests.factories import snapshot
+
+    with filled.connect(read_only=True, confined=True) as con:
+        scratch = Path(con.execute("SELECT current_setting('temp_directory')").fetchone()[0])
+        assert scratch.exists() and not scratch.is_relative_to(filled.root)
+    assert not scratch.exists()  # gone with the connection
+    before = snapshot(filled.root)
+    con = duckdb.connect(str(filled.layout.catalog), read_only=True)
+    try:
+        con.execute("SET memory_limit = '30MB'; SET threads = 1")  # small enough to spill
+        create_views(con, str(filled.layout.data), temp=True)
+        confine(con, filled.layout.data, tmp_path)
+        sort = "SELECT md5(range::VARCHAR) AS m FROM range(3000000) ORDER BY m"
+        assert con.execute(f"SELECT count(*) FROM ({sort})").fetchone()[0] == 3_000_000
+        assert not (filled.root / "catalog.duckdb.tmp").exists()
+        assert snapshot(filled.root) == before
+    finally:
+        con.close()
+
+
 def test_labels_group_like_any_column(filled):
     n = filled.add_label("grp", "low", "complexity = 1")
     assert n == 3
