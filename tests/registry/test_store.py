@@ -220,6 +220,73 @@ def test_user_sql_is_confined_to_reads_inside_the_registry(filled, tmp_path):
     assert filled.sql("SELECT count(*) AS n FROM networks")["n"][0] == 6
 
 
+#: every way found to make SQL write (or widen what a query may touch), in the forms the
+#: statement filter must see through: EXPLAIN options, comments, case, CTEs, several
+#: statements, table functions that run SQL. {new}: a hand-made file in the data folder,
+#: {reg}: a registered data file
+WRITE_PROBES = [
+    "COPY (SELECT 1) TO '{new}'",
+    "COPY (SELECT 1) TO '{reg}' (FORMAT parquet, USE_TMP_FILE false)",
+    "COPY weights TO '{new}'",
+    "EXPLAIN ANALYZE COPY (SELECT 1) TO '{new}'",
+    "EXPLAIN ANALYSE COPY (SELECT 1) TO '{new}'",
+    "EXPLAIN (ANALYZE, FORMAT json) COPY (SELECT 1) TO '{new}'",
+    "EXPLAIN (FORMAT json, ANALYZE) COPY (SELECT 1) TO '{reg}' (USE_TMP_FILE false)",
+    "EXPLAIN -- c\n ANALYZE /* c */ COPY (SELECT 1) TO '{new}'",
+    "explain analyze copy (select 1) to '{new}'",
+    "EXPLAIN COPY (SELECT 1) TO '{new}'",
+    "EXPLAIN ANALYZE EXPLAIN ANALYZE COPY (SELECT 1) TO '{new}'",
+    "EXPLAIN ANALYZE (COPY (SELECT 1) TO '{new}')",
+    "EXPLAIN ANALYZE INSERT INTO labels VALUES ('a', 'b', 'c')",
+    "EXPLAIN ANALYZE CREATE TABLE t AS SELECT 1",
+    "WITH x AS (SELECT 1) COPY (SELECT 1) TO '{new}'",
+    "SELECT * FROM query('COPY (SELECT 1) TO ''{new}''')",
+    "SELECT 1; COPY (SELECT 1) TO '{new}'",
+    "SELECT 1 /* ; */ ; -- x\n COPY (SELECT 1) TO '{new}'",
+    "ATTACH '{new}.duckdb' AS x",
+    "EXPORT DATABASE '{new}.d'",
+    "INSTALL httpfs",
+    "LOAD httpfs",
+    "SET enable_external_access = true",
+    "RESET allowed_paths",
+    "SET GLOBAL allowed_paths = []",
+    "SET temp_directory = '{new}.d'",
+    "CALL checkpoint()",
+    "CHECKPOINT",
+    "SELECT * FROM force_checkpoint()",
+    "PRAGMA enable_profiling",
+    "VACUUM",
+    "ANALYZE",
+    "CREATE TEMP TABLE t AS SELECT 1",
+    "CREATE OR REPLACE TEMP MACRO cka_distance(a, b) AS 1",
+    "CREATE SECRET s (TYPE s3)",
+    "UPDATE networks SET seed = 5",
+    "DELETE FROM networks",
+    "INSERT INTO networks SELECT * FROM networks",
+    "DETACH memory",
+    "USE memory",
+    "BEGIN TRANSACTION",
+    "PREPARE p AS SELECT 1",
+    "SELECT * FROM read_parquet('{new}')",
+    "SELECT * FROM glob('{folder}/*')",
+    "SELECT * FROM read_text('/etc/hostname')",
+]
+
+
+def test_no_probe_writes_or_widens_access(filled):
+    from tests.factories import snapshot
+
+    reg = sorted((filled.root / "data" / "weights").glob("task=*/*.parquet"))[0]
+    new = reg.parent / "hand-made.parquet"
+    new.write_bytes(reg.read_bytes())  # readable Parquet: only the confinement keeps it out
+    before = snapshot(filled.root)
+    for probe in WRITE_PROBES:
+        with pytest.raises(RegistryError):
+            filled.sql(probe.format(new=new, reg=reg, folder=reg.parent))
+        assert snapshot(filled.root) == before, probe
+    assert filled.sql("SELECT count(*) AS n FROM networks")["n"][0] == 6
+
+
 def test_the_query_connection_itself_cannot_add_or_replace_data_files(filled):
     """Below the statement filter: the confined connection may open only the registered files
     (and the placeholders), so a write that got past the filter could not create a file the
