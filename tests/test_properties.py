@@ -123,3 +123,34 @@ def test_dsa_is_blind_to_orthogonal_changes_of_the_hidden_basis(seed, units, fit
     assert d.min() >= 0 and d.max() <= np.pi
     back = matrix(ops[::-1])[::-1, ::-1]
     assert np.abs(back - d).max() < ALIGNMENT_TOL
+
+
+@SETTINGS
+@given(
+    seed=st.integers(0, 2**31),
+    units=st.integers(2, 8),
+    trials=st.integers(1, 4),
+    steps=st.integers(2, 8),
+)
+def test_the_other_pairwise_metrics_are_symmetric_and_zero_on_identical_input(
+    seed, units, trials, steps
+):
+    """CKA, Procrustes, SVCCA on trajectories and the eigenvalue Wasserstein distance on
+    operators. (PIF's own invariants are above; DSA's in the test before.)"""
+    from degeneracy.analysis.dsa import eigen_wasserstein
+    from degeneracy.analysis.representation import cka_distance, procrustes_distance
+    from degeneracy.analysis.svcca import svcca_distance
+
+    rng = np.random.default_rng(seed)
+    x, y = (rng.normal(size=(trials, steps, units)) for _ in range(2))
+    a, b = (rng.normal(size=(units, units)) for _ in range(2))
+    for name, fn, u, v in (
+        ("cka", cka_distance, x, y),
+        ("procrustes", procrustes_distance, x, y),
+        ("svcca", svcca_distance, x, y),
+        ("dsa_wasserstein", eigen_wasserstein, a, b),
+    ):
+        # arccos near 1 turns rounding (1e-16) into ~1e-8: Procrustes is that exact near 0
+        assert abs(fn(u, v) - fn(v, u)) < 1e-7, name
+        assert abs(fn(u, u)) < 1e-7, name
+        assert fn(u, v) > -1e-12, name
