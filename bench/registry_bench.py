@@ -189,6 +189,27 @@ def main() -> None:
         f"baseline scan of the weights view {1e3 * scan:.0f} ms"
     )
 
+    # -- array views for user SQL: Arrow datasets on a connection with no file access (reg.sql)
+    #    vs DuckDB's own Parquet scan (the stored views, on a plain read-only connection)
+    for label, sql in (
+        (
+            "weights W_h count",
+            "SELECT task, count(*) AS n FROM weights WHERE name = 'W_h' GROUP BY ALL",
+        ),
+        (
+            "trajectory values sum",
+            "SELECT sum(list_sum(values)) AS s FROM trajectories WHERE probe = 'id'",
+        ),
+    ):
+        with reg.connect(read_only=True) as con:
+            native = timeit(lambda sql=sql: con.execute(sql).fetchall(), 3)
+        confined = timeit(lambda sql=sql: reg.sql(sql), 3)
+        print(
+            f"user SQL, {label} over {n} networks: {1e3 * confined:.0f} ms confined (Arrow, "
+            f"including open) vs {1e3 * native:.0f} ms DuckDB Parquet scan; "
+            f"ratio {confined / native:.2f}x"
+        )
+
     # -- ls including start-up
     cmd = [sys.executable, "-m", "degeneracy", "--registry", str(root), "ls"]
     ls = timeit(lambda: subprocess.run(cmd, capture_output=True, check=True), 5)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from degeneracy.analysis.metrics import cache_key, resolve_pairwise
+from degeneracy.registry.connection import read_arrays
 from degeneracy.registry.errors import RegistryError
 from degeneracy.registry.ids import params_hash
 from degeneracy.schema.kinds import REPLICA_PROBE
@@ -35,9 +36,14 @@ class PairwiseCache:
         self._prepared: dict[tuple[str, str, str], Any] = {}
         self._tasks: dict[tuple[str, ...], str | None] = {}
 
-    def _query(self, sql: str, args: list) -> list[tuple]:
+    def _query(self, sql: str, args: list, arrays: bool = False) -> list[tuple]:
+        """Rows of a read; `arrays`: it reads an array view (a cursor of a confined query
+        connection sees neither its views nor any file, so it gets its own views)."""
         if self.con is not None:
-            return self.con.cursor().execute(sql, args).fetchall()
+            cursor = self.con.cursor()
+            if arrays:
+                read_arrays(cursor, self.registry.layout.data)
+            return cursor.execute(sql, args).fetchall()
         with self.registry.connect(read_only=True) as con:
             return con.execute(sql, args).fetchall()
 
@@ -162,6 +168,7 @@ class PairwiseCache:
                     "SELECT DISTINCT network_id FROM trajectories WHERE probe = ? "
                     "AND network_id IN (SELECT unnest(?::VARCHAR[]))",
                     [REPLICA_PROBE, missing],
+                    arrays=True,
                 )
             }
             todo = [i for i in missing if i in have]

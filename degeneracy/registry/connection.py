@@ -42,29 +42,59 @@ def open_catalog(path: Path, read_only: bool, timeout: float | None = None):
 
 
 def confine(con: duckdb.DuckDBPyConnection, data_dir: Path, scratch: Path) -> None:
-    """Forbid access to every file but the registered data files (and the per-kind empty
-    placeholders the views bind to), and any change of settings. A query too large for memory
-    spills into `scratch` (a folder outside the registry), not DuckDB's default beside the
-    catalog: a killed query would leave its spill files in the registry, unseen by `check`.
+    """Give the connection no file access at all, and forbid any change of settings: the mode
+    for SQL typed by a user.
 
-    An exact list, not the data folder: no file can be created there (so nothing can be added
-    to what the views read), and DuckDB's COPY, which writes a temporary file beside its
-    target first, cannot replace a registered file either. (COPY with USE_TMP_FILE false
-    could overwrite one in place; `check_read_query` refuses every COPY before it runs.)
-    Call after every view the connection needs exists (views resolve their files at use).
+    The array views read Arrow datasets of the registered files that pyarrow opens for reading
+    (`read_arrays`); DuckDB itself may open no file (`enable_external_access = false` with
+    nothing allowed). So no statement, whatever it is, can create, replace or overwrite a file:
+    the write side is unreachable by construction, and `check_read_query` is a second wall,
+    not the only one. A query too large for memory spills into `scratch` (a folder outside the
+    registry), not DuckDB's default beside the catalog: a killed query would leave its spill
+    files in the registry.
     """
+    read_arrays(con, data_dir)
+    con.execute(f"SET temp_directory = '{_quoted(scratch)}'")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+
+
+def read_arrays(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
+    """TEMP views of the array kinds over Arrow datasets of their registered files (plus each
+    kind's empty placeholder, so a view binds with no data), on this connection only (a
+    cursor of it needs its own call). A kind with a missing file gets only its placeholder
+    and a view that fails, naming the file, when used."""
+    import pyarrow.dataset as pads
+    import pyarrow.fs as pafs
+    import pyarrow.parquet as pq
+
     from degeneracy.registry.layout import PLACEHOLDER
-    from degeneracy.schema.catalog import registered_files
+    from degeneracy.schema.catalog import create_views, missing_files, registered_files
     from degeneracy.schema.kinds import ARRAY_KINDS
 
     root = data_dir.parent
-    paths = [str(data_dir / k / PLACEHOLDER) for k in ARRAY_KINDS]
-    paths += [str(root / f) for k in ARRAY_KINDS for f in registered_files(con, k)]
-    listed = ", ".join(f"'{_quoted(p)}'" for p in paths)
-    con.execute(f"SET temp_directory = '{_quoted(scratch)}'")
-    con.execute(f"SET allowed_paths = [{listed}]")
-    con.execute("SET enable_external_access = false")
-    con.execute("SET lock_configuration = true")
+    sources = {}
+    for kind in ARRAY_KINDS:
+        placeholder = data_dir / kind / PLACEHOLDER
+        files = registered_files(con, kind)
+        paths: list[Path | str] = [placeholder]
+        if not missing_files(str(data_dir), files):
+            paths += files
+        try:
+            schema = pq.read_schema(placeholder)
+        except (OSError, ValueError) as exc:
+            raise RegistryError(
+                f"{kind}: cannot read {placeholder} ({exc}); run degeneracy check --repair"
+            ) from exc
+        dataset = pads.FileSystemDataset.from_paths(
+            [str(root / p) for p in paths],  # the placeholder is absolute: `/` keeps it
+            schema=schema,
+            format=pads.ParquetFileFormat(),
+            filesystem=pafs.LocalFileSystem(),
+        )
+        sources[kind] = f"_{kind}_files"
+        con.register(sources[kind], dataset)
+    create_views(con, str(data_dir), temp=True, sources=sources)
 
 
 def _quoted(path: str | Path) -> str:

@@ -221,21 +221,23 @@ class Registry:
     def connect(self, read_only: bool = True, confined: bool = False) -> Iterator[Any]:
         """A short-lived DuckDB connection with the views resolving; closed on exit.
 
-        `confined` (read-only only) forbids file access outside data/ and any settings change:
-        the mode for SQL typed by a user.
+        `confined` (read-only only) forbids DuckDB any file access and any settings change,
+        its views reading the registered files through pyarrow: the mode for SQL typed by a
+        user (`connection.confine`).
         """
         if self._shared is not None and read_only:
-            # inside a query's SQL functions: read through the query's own connection
+            # inside a query's SQL functions: read through the query's own connection (a
+            # cursor of it, confined too: catalog tables only, arrays through pyarrow)
             yield self._shared.cursor()
             return
         con = open_catalog(self.layout.catalog, read_only=read_only)
         scratch = Path(tempfile.mkdtemp(prefix="degeneracy-query-")) if confined else None
         try:
             try:
-                if self._temp_views or confined:
-                    ddl.create_views(con, str(self.layout.data), temp=True)
                 if scratch is not None:
                     confine(con, self.layout.data, scratch)
+                elif self._temp_views:
+                    ddl.create_views(con, str(self.layout.data), temp=True)
             except duckdb.Error as exc:
                 raise RegistryError(damage_message(exc)) from exc
             yield con

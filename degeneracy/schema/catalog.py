@@ -53,18 +53,20 @@ def _quote(text: str) -> str:
 VIEWS_VERSION = "listed-guarded-1"
 
 
-def array_view_sql(kind: str, data_dir: str, files: list[str], temp: bool = False) -> str:
+def array_view_sql(
+    kind: str, data_dir: str, files: list[str], temp: bool = False, source: str | None = None
+) -> str:
     """The view over one array kind: its empty placeholder (so the view binds with no data)
-    plus every registered file (`files`, relative to the registry root)."""
+    plus every registered file (`files`, relative to the registry root); or, with `source`,
+    over that relation instead (a query connection's Arrow dataset of the same files)."""
     from degeneracy.registry.layout import PLACEHOLDER
 
     data = data_dir.rstrip("/")
     root = data.rsplit("/", 1)[0]
     paths = [f"{data}/{kind}/{PLACEHOLDER}", *(f"{root}/{f}" for f in files)]
+    scan = f"read_parquet([{', '.join(_quote(p) for p in paths)}], hive_partitioning = false)"
     sql = (
-        f"CREATE OR REPLACE {'TEMP ' if temp else ''}VIEW {kind} AS "
-        f"SELECT * FROM read_parquet([{', '.join(_quote(p) for p in paths)}], "
-        "hive_partitioning = false)"
+        f"CREATE OR REPLACE {'TEMP ' if temp else ''}VIEW {kind} AS SELECT * FROM {source or scan}"
     )
     if not temp:
         sql += " WHERE " + _same_place_guard(root)
@@ -109,13 +111,25 @@ def registered_files(con: duckdb.DuckDBPyConnection, kind: str) -> list[str]:
     return [r[0] for r in con.execute(sql).fetchall()]
 
 
-def create_views(con: duckdb.DuckDBPyConnection, data_dir: str, temp: bool = False) -> None:
-    """(Re)create every view; TEMP views shadow stored ones on this connection only."""
+def missing_files(data_dir: str, files: list[str]) -> list[str]:
+    """The registered `files` (relative to the registry root) that are gone."""
+    root = Path(data_dir).parent
+    return [f for f in files if not (root / f).exists()]
+
+
+def create_views(
+    con: duckdb.DuckDBPyConnection,
+    data_dir: str,
+    temp: bool = False,
+    sources: dict[str, str] | None = None,
+) -> None:
+    """(Re)create every view; TEMP views shadow stored ones on this connection only.
+    `sources`: kind -> a relation the kind's view reads instead of its files (TEMP only)."""
     for kind in ARRAY_KINDS:
         files = registered_files(con, kind)
-        root = Path(data_dir).parent
-        gone = [f for f in files if not (root / f).exists()]
-        sql = array_view_sql(kind, data_dir, [] if gone else files, temp)
+        gone = missing_files(data_dir, files)
+        source = (sources or {}).get(kind)
+        sql = array_view_sql(kind, data_dir, [] if gone else files, temp, source)
         if gone:  # fail when the view is used, with a message, not when it is created
             what = f"{gone[0]}" + (f" and {len(gone) - 1} more" if len(gone) > 1 else "")
             message = f"{kind}: registered data file(s) missing: {what}; run degeneracy check"
