@@ -5,6 +5,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.stats import ortho_group
@@ -72,8 +73,14 @@ def test_pif_is_zero_on_itself_and_on_any_relabelling_and_never_negative(spec):
     d, found, _ = pif_distance(w, relabelled, PIFParams(restarts=4))
     assert d < 1e-12, (d, perm, found)
     other = rng.normal(size=(n, n)) * scale
-    d_ab = pif_distance(w, other)[0]
+    d_ab, perm_ab, _ = pif_distance(w, other)
     assert 0 <= d_ab <= np.linalg.norm(w - other) / n**2 + 1e-15  # never above unpermuted
+    # the permutation returned is the one the distance was measured with
+    assert np.linalg.norm(w - other[np.ix_(perm_ab, perm_ab)]) / n**2 == pytest.approx(d_ab)
+    # symmetric, as the minimum over relabellings is: exactly, whichever direction matched best
+    assert pif_distance(other, w)[0] == d_ab
+    one_way = pif_distance(w, other, PIFParams(symmetric=False))[0]
+    assert d_ab <= one_way  # both directions never do worse than one
 
 
 def _traj(rng, trials, t_len, units):

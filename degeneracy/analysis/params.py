@@ -63,6 +63,9 @@ class PIFParams:
     seed: int = 0
     norm: str = "params"  # ÷ n² (the paper's); "rms": ÷ n
     stage: str = "final"  # which stored W_h: "final", or "init" for the chance level
+    # match W2 onto W1 and W1 onto W2, keep the smaller: the heuristic's result then does
+    # not depend on argument order (the distance is symmetric), and is never worse
+    symmetric: bool = True
 
     def __post_init__(self) -> None:
         if self.restarts < 0:
