@@ -118,7 +118,7 @@ def train_jobs(
     with suppress(RegistryError):  # still locked: they are registered by a later write
         register_pending(registry)  # finished networks a locked catalog kept waiting (if any)
     todo = [(n, missing_seeds(registry, job.experiment, job.seeds)) for n, job in enumerate(jobs)]
-    summaries = []
+    summaries: list = []
     for n, t in todo:
         if not t:
             say("done", job=jobs[n], stored=True)
@@ -140,9 +140,9 @@ def train_jobs(
         done = checkpoint(exp, [r.seed for r in records]).path
         try:
             summary = registry.write_ensemble(exp.condition(), records, sweep_id=sid)
-        except PendingWrite as exc:
+        except PendingWrite as exc:  # trained and on disk: counted, registered later
             kept.append(str(exc))
-            summary = None
+            summary = exc.summary
         done.unlink(missing_ok=True)
         return summary
 
@@ -158,6 +158,8 @@ def train_jobs(
                     f"because the catalog stayed locked ({exc}); the next write or "
                     "`degeneracy check --repair` registers them"
                 ) from exc
+            for s in summaries:
+                s.pending = False
 
     if workers > 1 or executor == "ray":
         from degeneracy.training.executor import thread_budget, train_many

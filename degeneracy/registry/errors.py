@@ -8,4 +8,8 @@ class RegistryError(Exception):
 class PendingWrite(RegistryError):
     """Networks were written to data/ and journaled in pending/, but the catalog could not be
     opened to register them (another process held it): nothing is lost; the next write or
-    `degeneracy check --repair` registers them."""
+    `degeneracy check --repair` registers them. `summary`: the `WriteSummary` of what waits."""
+
+    def __init__(self, message: str, summary=None):
+        super().__init__(message)
+        self.summary = summary

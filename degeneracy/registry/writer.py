@@ -35,11 +35,13 @@ if TYPE_CHECKING:
 
 @dataclass
 class WriteSummary:
-    """What `write_ensemble` did: the new ensemble (None if nothing was new) and network ids."""
+    """What `write_ensemble` did: the new ensemble (None if nothing was new) and network ids.
+    `pending`: the networks are on disk but their rows wait in pending/ (a locked catalog)."""
 
     ensemble_id: str | None
     written: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    pending: bool = False
 
 
 def write_ensemble(
@@ -66,16 +68,18 @@ def write_ensemble(
         return summary
     eid = idlib.ensemble_id(cond, [r.seed for r in new])
     stage(registry, condition, new, nid, eid, sweep_id, source)
+    summary.ensemble_id = eid
+    summary.written = sorted(nid[r.seed] for r in new)
     try:
         register_pending(registry)
     except RegistryError as exc:
+        summary.pending = True
         raise PendingWrite(
             f"{exc}. The {len(new)} trained network(s) are kept in "
             f"{registry.layout.pending_entry(eid)}; the next write registers them "
-            "(or run `degeneracy check --repair`)"
+            "(or run `degeneracy check --repair`)",
+            summary,
         ) from exc
-    summary.ensemble_id = eid
-    summary.written = sorted(nid[r.seed] for r in new)
     return summary
 
 

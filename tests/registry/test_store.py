@@ -569,6 +569,33 @@ def test_a_sweep_keeps_training_while_a_reader_holds_the_catalog(registry, monke
     assert registry.sql("SELECT count(*) AS n FROM sweeps")["n"][0] == 1
 
 
+def test_networks_a_locked_catalog_kept_waiting_count_as_trained(registry, monkeypatch):
+    """The catalog is locked when each ensemble finishes and free again at the end of the run:
+    the networks are registered then, and the run reports them (it said "0 trained" for an
+    ensemble that had waited in pending/, and `train` had no summary to print)."""
+    from degeneracy import api
+    from degeneracy.registry import writer
+
+    real = writer.register_pending
+    calls = {"n": 0}
+
+    def locked_at_first(reg):
+        calls["n"] += 1
+        if calls["n"] <= 3:  # the run's start and each ensemble's write: the catalog is held
+            raise RegistryError("catalog locked")
+        return real(reg)
+
+    monkeypatch.setattr(writer, "register_pending", locked_at_first)
+    spec = (
+        'task = "flipflop"\nhidden = 8\nseeds = 2\ncomplexity = [1, 2]\n'
+        "[train]\nmax_epochs = 1\nsteps_per_epoch = 2\n"
+    )
+    res = api.sweep(registry, spec, "cpu")
+    assert res.trained == 4 and not any(s.pending for s in res.summaries)
+    assert registry.sql("SELECT count(*) AS n FROM networks")["n"][0] == 4
+    assert registry.check().ok
+
+
 def test_the_storage_layer_imports_no_analysis():
     """Layering: registry and schema never import the analysis layer (the metric SQL functions
     are handed to query connections by `degeneracy.open`)."""
