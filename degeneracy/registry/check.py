@@ -10,7 +10,7 @@ Findings, each with the paths involved:
 - pending: a finished write whose catalog rows are not in yet (a reader held the catalog, or
   the process died between files and catalog);
 - orphan: a data file neither registered nor pending (a crash before its journal entry);
-- temp: a `.tmp` file left by an interrupted write;
+- temp: a `.tmp` file (or a temporary catalog's `.tmp.wal`) left by an interrupted write;
 - placeholder: an empty per-kind file the views bind to is gone;
 - catalog: the catalog itself cannot be opened or read (damaged, or locked by a writer).
 
@@ -164,8 +164,11 @@ def check(registry: Registry) -> CheckResult:
             continue
         if path not in known:
             res.findings["orphan"].append(layout.relative(path))
-    res.findings["temp"] = sorted(
-        layout.relative(p) for p in layout.root.rglob(".*.tmp") if p.is_file()
+    res.findings["temp"] = sorted(  # a write's temporary file; a catalog's also has a WAL
+        layout.relative(p)
+        for pattern in (".*.tmp", ".*.tmp.wal")
+        for p in layout.root.rglob(pattern)
+        if p.is_file()
     )
     whole = not any(res.findings[k] for k in ("catalog", "missing", "unreadable", "placeholder"))
     if whole:  # the views read every registered file only when all are there

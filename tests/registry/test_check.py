@@ -209,3 +209,12 @@ def test_network_rows_of_an_unlisted_ensemble_are_found(filled):
     res = filled.check()
     assert res.findings["dangling"] == [f"3 network row(s) of unlisted ensemble {eid}"]
     assert not res.ok
+
+
+def test_a_killed_creates_catalog_log_is_a_temp_file_repair_removes(filled):
+    """A create killed while building its temporary catalog can leave that catalog's WAL."""
+    wal = filled.root / ".catalog.duckdb.somehost.12345.tmp.wal"
+    wal.write_bytes(b"x")
+    res = filled.check()
+    assert res.findings["temp"] == [wal.name] and not res.ok
+    assert filled.check(repair=True).ok and not wal.exists()
