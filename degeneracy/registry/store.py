@@ -319,7 +319,15 @@ class Registry:
         import polars as pl
 
         with self.read_query(query, params) as rel:
-            return pl.from_arrow(rel.to_arrow_table())
+            table = rel.to_arrow_table()
+        try:
+            return pl.from_arrow(table)
+        except Exception as exc:  # a type Polars has no counterpart for (e.g. DuckDB's UNION)
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise RegistryError(
+                f"the result has a column Polars cannot hold ({first}); "
+                "cast it in the query, or use Registry.fetch(..., arrow=True)"
+            ) from exc
 
     # ---------------------------------------------------------------- write side
     def write_ensemble(

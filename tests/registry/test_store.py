@@ -621,3 +621,9 @@ def test_a_bare_registry_has_no_metric_functions_and_degeneracy_open_adds_them(f
         bare.sql("SELECT dsa_distance('a', 'b') AS d")
     got = api.open(filled.root).sql("SELECT pif_distance(NULL, NULL) AS d")
     assert got["d"][0] is None
+
+
+def test_a_result_polars_cannot_hold_is_one_clear_error(filled):
+    with pytest.raises(RegistryError, match="Polars cannot hold"):
+        filled.sql("SELECT INTERVAL '1 month' AS i")
+    assert filled.fetch("SELECT INTERVAL '1 month' AS i", arrow=True).num_rows == 1
