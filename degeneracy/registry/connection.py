@@ -105,7 +105,8 @@ _READ_TYPES = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 
 
 def check_read_query(con: duckdb.DuckDBPyConnection, sql: str) -> None:
-    """Accept exactly one SELECT-type statement (SELECT, WITH, VALUES, PIVOT, EXPLAIN)."""
+    """Accept exactly one SELECT-type statement (SELECT, WITH, VALUES, EXPLAIN, and PIVOT with
+    an IN list: without one DuckDB expands a PIVOT into several statements, refused here)."""
     try:
         statements = con.extract_statements(sql)
     except duckdb.Error as exc:
