@@ -100,7 +100,8 @@ def level_chart(
             f"{factor}:Q",
             title=TITLES.get(factor, factor),
             scale=alt.Scale(zero=False, padding=20, nice=False),
-            axis=alt.Axis(values=sorted({d[factor] for d in data})),
+            # ~g: each level as written (at this width Vega's default drew γ = 0.5 as "1")
+            axis=alt.Axis(values=sorted({d[factor] for d in data}), format="~g"),
         )
         base = alt.Chart(df)
         color: Any

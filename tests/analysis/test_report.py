@@ -239,3 +239,27 @@ def test_a_failed_report_leaves_no_page_from_an_earlier_run(registry, monkeypatc
     with pytest.raises(RegistryError, match="analysis failed"):
         rep.build_report(registry, out, grid=False)
     assert not (out / "report.html").exists()
+
+
+def test_each_factor_level_is_labelled_as_written_on_the_axis():
+    """γ = 0.5 was drawn as "1" (Vega's default tick format rounded it), and L1's 1e-5 as 0."""
+    import re
+
+    import vl_convert as vlc
+
+    from degeneracy.analysis.report import level_chart
+
+    for factor, levels, want in (
+        ("gamma", [0.5, 1.0, 2.0, 4.0], ["0.5", "1", "2", "4"]),
+        ("l1", [0.0, 1e-5, 3e-5, 1e-4], ["0", "0.00001", "0.00003", "0.0001"]),
+    ):
+        rows = [
+            {factor: v, "n": 16, "behavior": 0.1 + i, "behavior_se": 0.01}
+            for i, v in enumerate(levels)
+        ]
+        chart = level_chart(rows, factor, {"behavior": ("behavior", "std")}, "t")
+        svg = vlc.vegalite_to_svg(chart.to_dict())
+        x_axis = svg[svg.index('aria-label="X-axis') :]
+        x_axis = x_axis[x_axis.index("role-axis-label") :]
+        x_axis = x_axis[: x_axis.index("</g>")]  # the x axis' tick labels only
+        assert re.findall(r"<text[^>]*>([^<]*)</text>", x_axis) == want, factor
