@@ -6,6 +6,11 @@
   KA = 1 means the kernel did not move (lazy regime); lower means features were learned.
 Under µP the trained parameters are J̃ = √N·W_h and W̃_out = γN·W_out, so the kernel is computed
 with respect to those, as training saw them.
+
+The output bias is left out of the kernel (`NTK_PARAMS`): ∂y/∂b_out = I ⊗ 1 whatever the weights,
+so its block is a constant that carries no features, and not being under the µP readout's
+1/(γN) it outweighs every other block by about (γN)². With it, KA measured the final kernel's
+size against that constant (it rose with γ on flip-flop, 0.28 → 0.77), not how the kernel moved.
 """
 
 from __future__ import annotations
@@ -33,18 +38,29 @@ def raw_params(spec: ModelSpec, effective: dict[str, np.ndarray]) -> dict[str, t
     return raw(spec, eff)
 
 
-def ntk(spec: ModelSpec, effective: dict[str, np.ndarray], inputs: np.ndarray) -> np.ndarray:
-    """Empirical NTK (m, m) over all outputs of the probe batch `inputs` (B, T, I)."""
+#: the parameters the kernel is taken over: all trained ones but the output bias (module doc)
+NTK_PARAMS = ("W_h", "W_x", "b", "W_out")
+
+
+def ntk(
+    spec: ModelSpec,
+    effective: dict[str, np.ndarray],
+    inputs: np.ndarray,
+    names: tuple[str, ...] = NTK_PARAMS,
+) -> np.ndarray:
+    """Empirical NTK (m, m) over all outputs of the probe batch `inputs` (B, T, I), with
+    respect to the trained parameters `names`."""
     from torch.func import jacrev
 
     params = raw_params(spec, {n: effective[n] for n in ("W_h", "W_x", "b", "W_out", "b_out")})
+    fixed = {n: v for n, v in params.items() if n not in names}
     x = torch.as_tensor(inputs, dtype=torch.float64)[None]
 
     def f(p):
-        return forward_autograd(spec, p, x)[1].reshape(-1)
+        return forward_autograd(spec, {**fixed, **p}, x)[1].reshape(-1)
 
-    jac = jacrev(f)(params)
-    j = torch.cat([jac[n].reshape(jac[n].shape[0], -1) for n in params], dim=1)
+    jac = jacrev(f)({n: params[n] for n in names})
+    j = torch.cat([jac[n].reshape(jac[n].shape[0], -1) for n in names], dim=1)
     return (j @ j.T).numpy()
 
 

@@ -64,6 +64,32 @@ def test_untrained_network_has_unit_kernel_alignment_and_no_weight_change():
     assert np.allclose(k, k.T) and np.linalg.eigvalsh(k).min() > -1e-9
 
 
+def test_kernel_alignment_measures_how_the_kernel_moved_not_the_readout_scale():
+    """Under µP every output but the bias is (1/γ)·g(raw weights), so for the same raw weights
+    the NTK without the bias is the same kernel up to 1/γ² and KA cannot depend on γ. With the
+    bias's constant block in the kernel (the old code) KA was 0.990 at γ = 0.5 and 1.000 at
+    γ = 4 for the same tripled recurrent matrix: it measured the kernel's size, not its change."""
+    import torch
+
+    from degeneracy.tasks import make_task
+
+    task = make_task("flipflop", 2)
+    x = task.probe(2, 0).inputs[:, :30]
+    kas = []
+    for gamma in (0.5, 4.0):
+        spec = ModelSpec(task.n_inputs, task.n_outputs, 32, "mup", gamma, 0.1)
+        raw0 = init_params(spec, [0])
+        moved = {**raw0, "W_h": 3.0 * raw0["W_h"]}  # the recurrent weights changed a lot
+        w0, wt = to_numpy(effective(spec, raw0), 0), to_numpy(effective(spec, moved), 0)
+        kas.append(kernel_alignment(ntk(spec, wt, x), ntk(spec, w0, x)))
+        # a lazy plant: only the output bias moved, and the kernel cannot have moved
+        bias = {**raw0, "b_out": raw0["b_out"] + torch.tensor(0.5, dtype=raw0["b_out"].dtype)}
+        wb = to_numpy(effective(spec, bias), 0)
+        assert kernel_alignment(ntk(spec, wb, x), ntk(spec, w0, x)) == pytest.approx(1.0)
+    assert kas[0] == pytest.approx(kas[1], rel=1e-9)
+    assert kas[0] < 0.9
+
+
 def test_bootstrap_errors_against_a_plain_loop():
     from degeneracy.analysis.summary import BOOTSTRAP
 
