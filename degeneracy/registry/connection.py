@@ -12,6 +12,7 @@ from pathlib import Path
 import duckdb
 
 from degeneracy.registry.errors import RegistryError
+from degeneracy.schema.catalog import quote
 
 LOCK_TIMEOUT_S = 60.0
 
@@ -54,51 +55,36 @@ def confine(con: duckdb.DuckDBPyConnection, data_dir: Path, scratch: Path) -> No
     files in the registry.
     """
     read_arrays(con, data_dir)
-    con.execute(f"SET temp_directory = '{_quoted(scratch)}'")
+    con.execute(f"SET temp_directory = {quote(str(scratch))}")
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
 
 
 def read_arrays(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
-    """TEMP views of the array kinds over Arrow datasets of their registered files (plus each
-    kind's empty placeholder, so a view binds with no data), on this connection only (a
-    cursor of it needs its own call). A kind with a missing file gets only its placeholder
-    and a view that fails, naming the file, when used."""
+    """TEMP views of the array kinds over Arrow datasets of their registered files, on this
+    connection only (a cursor of it needs its own call). Each dataset carries its kind's
+    schema, so a view binds with no data. A kind with a missing file gets an empty dataset
+    and a view that fails, naming the file, when used. The files are listed and checked
+    once per connection."""
     import pyarrow.dataset as pads
     import pyarrow.fs as pafs
-    import pyarrow.parquet as pq
 
-    from degeneracy.registry.layout import PLACEHOLDER
-    from degeneracy.schema.catalog import create_views, missing_files, registered_files
-    from degeneracy.schema.kinds import ARRAY_KINDS
+    from degeneracy.schema.arrays import ARRAY_SCHEMAS
+    from degeneracy.schema.catalog import create_views, list_files
 
     root = data_dir.parent
+    listing = list_files(con, str(data_dir))
     sources = {}
-    for kind in ARRAY_KINDS:
-        placeholder = data_dir / kind / PLACEHOLDER
-        files = registered_files(con, kind)
-        paths: list[Path | str] = [placeholder]
-        if not missing_files(str(data_dir), files):
-            paths += files
-        try:
-            schema = pq.read_schema(placeholder)
-        except (OSError, ValueError) as exc:
-            raise RegistryError(
-                f"{kind}: cannot read {placeholder} ({exc}); run degeneracy check --repair"
-            ) from exc
+    for kind, (files, gone) in listing.items():
         dataset = pads.FileSystemDataset.from_paths(
-            [str(root / p) for p in paths],  # the placeholder is absolute: `/` keeps it
-            schema=schema,
+            [] if gone else [str(root / f) for f in files],
+            schema=ARRAY_SCHEMAS[kind],
             format=pads.ParquetFileFormat(),
             filesystem=pafs.LocalFileSystem(),
         )
         sources[kind] = f"_{kind}_files"
         con.register(sources[kind], dataset)
-    create_views(con, str(data_dir), temp=True, sources=sources)
-
-
-def _quoted(path: str | Path) -> str:
-    return str(path).replace("'", "''")
+    create_views(con, str(data_dir), temp=True, sources=sources, listing=listing)
 
 
 _READ_TYPES = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}

@@ -45,7 +45,8 @@ def table_ddl(name: str) -> str:
     return f"CREATE TABLE IF NOT EXISTS {name} ({', '.join(cols)})"
 
 
-def _quote(text: str) -> str:
+def quote(text: str) -> str:
+    """`text` as an SQL string literal."""
     return "'" + text.replace("'", "''") + "'"
 
 
@@ -64,7 +65,7 @@ def array_view_sql(
     data = data_dir.rstrip("/")
     root = data.rsplit("/", 1)[0]
     paths = [f"{data}/{kind}/{PLACEHOLDER}", *(f"{root}/{f}" for f in files)]
-    scan = f"read_parquet([{', '.join(_quote(p) for p in paths)}], hive_partitioning = false)"
+    scan = f"read_parquet([{', '.join(quote(p) for p in paths)}], hive_partitioning = false)"
     sql = (
         f"CREATE OR REPLACE {'TEMP ' if temp else ''}VIEW {kind} AS SELECT * FROM {source or scan}"
     )
@@ -84,8 +85,8 @@ def _same_place_guard(root: str) -> str:
         f"degeneracy info -r <its folder>); if you opened it through a symlink, open {catalog}"
     )
     return (
-        f"(SELECT CASE WHEN count(*) > 0 THEN true ELSE error({_quote(message)}) END "
-        f"FROM duckdb_databases() WHERE path = {_quote(catalog)})"
+        f"(SELECT CASE WHEN count(*) > 0 THEN true ELSE error({quote(message)}) END "
+        f"FROM duckdb_databases() WHERE path = {quote(catalog)})"
     )
 
 
@@ -95,7 +96,7 @@ def labeled_view_sql(label_names: list[str], temp: bool = False) -> str:
     if not label_names:
         return prefix + "SELECT * FROM networks"
     cols = ", ".join(
-        f"max(value) FILTER (WHERE name = {_quote(n)}) AS {n}" for n in sorted(label_names)
+        f"max(value) FILTER (WHERE name = {quote(n)}) AS {n}" for n in sorted(label_names)
     )
     return (
         prefix
@@ -117,23 +118,39 @@ def missing_files(data_dir: str, files: list[str]) -> list[str]:
     return [f for f in files if not (root / f).exists()]
 
 
+#: per array kind: (its registered files, the ones of them that are gone)
+Listing = dict[str, tuple[list[str], list[str]]]
+
+
+def list_files(con: duckdb.DuckDBPyConnection, data_dir: str) -> Listing:
+    """Every array kind's registered files and which of them are missing (one catalog read
+    and one stat per file)."""
+    listing: Listing = {}
+    for kind in ARRAY_KINDS:
+        files = registered_files(con, kind)
+        listing[kind] = (files, missing_files(data_dir, files))
+    return listing
+
+
 def create_views(
     con: duckdb.DuckDBPyConnection,
     data_dir: str,
     temp: bool = False,
     sources: dict[str, str] | None = None,
+    listing: Listing | None = None,
 ) -> None:
     """(Re)create every view; TEMP views shadow stored ones on this connection only.
-    `sources`: kind -> a relation the kind's view reads instead of its files (TEMP only)."""
+    `sources`: kind -> a relation the kind's view reads instead of its files (TEMP only);
+    `listing`: what `list_files` returned, when the caller has it already."""
+    listing = list_files(con, data_dir) if listing is None else listing
     for kind in ARRAY_KINDS:
-        files = registered_files(con, kind)
-        gone = missing_files(data_dir, files)
+        files, gone = listing[kind]
         source = (sources or {}).get(kind)
         sql = array_view_sql(kind, data_dir, [] if gone else files, temp, source)
         if gone:  # fail when the view is used, with a message, not when it is created
             what = f"{gone[0]}" + (f" and {len(gone) - 1} more" if len(gone) > 1 else "")
             message = f"{kind}: registered data file(s) missing: {what}; run degeneracy check"
-            sql += f" {'WHERE' if temp else 'AND'} (SELECT error({_quote(message)}))"
+            sql += f" {'WHERE' if temp else 'AND'} (SELECT error({quote(message)}))"
         con.execute(sql)
     names = [r[0] for r in con.execute("SELECT DISTINCT name FROM labels").fetchall()]
     con.execute(labeled_view_sql(names, temp))
