@@ -77,7 +77,9 @@ def stored_weight_changes(registry, ids: list[str]) -> np.ndarray:
     return np.array([weight_change(a, b)[1] for a, b in zip(w_t, w_0)], dtype=np.float64)
 
 
-def stored_kernel_alignment(registry, nid: str, trials: int = 4, steps: int = 50) -> float | None:
+def stored_kernel_alignment(
+    registry, nid: str, trials: int = 4, steps: int = 50, names: tuple[str, ...] = NTK_PARAMS
+) -> float | None:
     """KA between one stored network's NTKs at init and at the end, on the first `steps` steps
     of `trials` of its task's probe trials; None for networks whose task settings are unknown
     (e.g. ingested state_dicts) or whose initial weights were not stored."""
@@ -106,4 +108,4 @@ def stored_kernel_alignment(registry, nid: str, trials: int = 4, steps: int = 50
     except RegistryError:
         return None
     x = task.probe(trials, factors.get("train", {}).get("probe_seed", 0)).inputs[:, :steps]
-    return float(kernel_alignment(ntk(spec, final, x), ntk(spec, init, x)))
+    return float(kernel_alignment(ntk(spec, final, x, names), ntk(spec, init, x, names)))

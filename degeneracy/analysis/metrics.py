@@ -229,14 +229,21 @@ class NoParams:
 
 @dataclass(frozen=True)
 class FeatureParams:
-    """Kernel alignment's probe batch: the first `steps` steps of `trials` probe trials."""
+    """Kernel alignment's probe batch (the first `steps` steps of `trials` probe trials) and
+    the trained parameters its NTK is taken over (comma-separated; by default all but the
+    output bias, whose block is a weight-independent constant: feature_learning.py)."""
 
     kernel_trials: int = 4
     kernel_steps: int = 50
+    kernel_over: str = "W_h,W_x,b,W_out"
 
     def __post_init__(self) -> None:
         if self.kernel_trials < 1 or self.kernel_steps < 1:
             raise ValueError("kernel_trials and kernel_steps must be >= 1")
+        names = self.kernel_over.split(",")
+        known = ("W_h", "W_x", "b", "W_out", "b_out")
+        if not names or any(n not in known for n in names) or len(set(names)) != len(names):
+            raise ValueError(f"kernel_over must be distinct names from {', '.join(known)}")
 
 
 def _feature_group(g: Group) -> dict[str, Value]:
@@ -253,7 +260,10 @@ def _feature_group(g: Group) -> dict[str, Value]:
         out = {"weight_change": (None, None, "{}")}
     if g.kernel:
         kas = [
-            stored_kernel_alignment(g.registry, i, p.kernel_trials, p.kernel_steps) for i in g.ids
+            stored_kernel_alignment(
+                g.registry, i, p.kernel_trials, p.kernel_steps, tuple(p.kernel_over.split(","))
+            )
+            for i in g.ids
         ]
         kas = [k for k in kas if k is not None]
         text = json.dumps(dataclasses.asdict(p), sort_keys=True)

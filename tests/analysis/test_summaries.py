@@ -109,3 +109,13 @@ def test_bootstrap_errors_against_a_plain_loop():
     assert mean_pairwise(d)[1] == pytest.approx(np.std(means, ddof=1))
     # a group of identical networks has no spread and no error
     assert mean_pairwise(np.zeros((4, 4))) == (0.0, 0.0)
+
+
+def test_the_kernel_parameters_are_a_recorded_setting_with_the_ntks_default():
+    from degeneracy.analysis.feature_learning import NTK_PARAMS
+    from degeneracy.analysis.metrics import FeatureParams
+
+    assert tuple(FeatureParams().kernel_over.split(",")) == NTK_PARAMS
+    for bad in ("W_h,W_h", "W_h,nope", ""):
+        with pytest.raises(ValueError, match="kernel_over"):
+            FeatureParams(kernel_over=bad)
