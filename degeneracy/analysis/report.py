@@ -65,6 +65,17 @@ def _font(chart):
     return chart.configure_axis(labelFontSize=12, titleFontSize=13).configure_title(fontSize=15)
 
 
+def _level_scale(levels: list[float]):
+    """A linear axis; a symmetric-log one when the positive levels span a decade or more (L1
+    0, 1e-5, 3e-5, 1e-4 on a linear axis bunch the small three into one label-hiding corner)."""
+    import altair as alt
+
+    pos = [v for v in levels if v > 0]
+    if len(pos) >= 2 and pos[-1] >= 10 * pos[0]:
+        return alt.Scale(type="symlog", constant=pos[0], padding=20, nice=False)
+    return alt.Scale(zero=False, padding=20, nice=False)
+
+
 def level_chart(
     rows: list[dict],
     factor: str,
@@ -99,9 +110,9 @@ def level_chart(
         x = alt.X(
             f"{factor}:Q",
             title=TITLES.get(factor, factor),
-            scale=alt.Scale(zero=False, padding=20, nice=False),
+            scale=_level_scale(sorted({d[factor] for d in data})),
             # ~g: each level as written (at this width Vega's default drew γ = 0.5 as "1")
-            axis=alt.Axis(values=sorted({d[factor] for d in data}), format="~g"),
+            axis=alt.Axis(values=sorted({d[factor] for d in data}), format=".6~g"),
         )
         base = alt.Chart(df)
         color: Any

@@ -242,7 +242,10 @@ def test_a_failed_report_leaves_no_page_from_an_earlier_run(registry, monkeypatc
 
 
 def test_each_factor_level_is_labelled_as_written_on_the_axis():
-    """γ = 0.5 was drawn as "1" (Vega's default tick format rounded it), and L1's 1e-5 as 0."""
+    """γ = 0.5 was drawn as "1" and width 128 as "1.3e+2" (Vega derives the tick precision from
+    the step unless the format fixes it), and on a linear axis L1's three small levels crowded
+    into 57 of 180 px, where the report's overlap rule hid their labels: levels spanning a
+    decade get a symmetric-log axis."""
     import re
 
     import vl_convert as vlc
@@ -251,7 +254,9 @@ def test_each_factor_level_is_labelled_as_written_on_the_axis():
 
     for factor, levels, want in (
         ("gamma", [0.5, 1.0, 2.0, 4.0], ["0.5", "1", "2", "4"]),
+        ("hidden_size", [32, 64, 128, 256], ["32", "64", "128", "256"]),
         ("l1", [0.0, 1e-5, 3e-5, 1e-4], ["0", "0.00001", "0.00003", "0.0001"]),
+        ("nuclear", [0.0, 1e-4, 3e-4, 1e-3], ["0", "0.0001", "0.0003", "0.001"]),
     ):
         rows = [
             {factor: v, "n": 16, "behavior": 0.1 + i, "behavior_se": 0.01}
@@ -263,3 +268,8 @@ def test_each_factor_level_is_labelled_as_written_on_the_axis():
         x_axis = x_axis[x_axis.index("role-axis-label") :]
         x_axis = x_axis[: x_axis.index("</g>")]  # the x axis' tick labels only
         assert re.findall(r"<text[^>]*>([^<]*)</text>", x_axis) == want, factor
+        xs = [float(v) for v in re.findall(r"translate\(([-\d.]+),", x_axis)]
+        # room for each label: neighbours' centres at least half of both widths apart (a
+        # digit of the 12 px sans-serif labels is about 6.7 px wide)
+        for (a, la), (b, lb) in zip(zip(xs, want), zip(xs[1:], want[1:])):
+            assert b - a > 6.7 * (len(la) + len(lb)) / 2, (factor, xs)
