@@ -47,20 +47,34 @@ def ntk(
     effective: dict[str, np.ndarray],
     inputs: np.ndarray,
     names: tuple[str, ...] = NTK_PARAMS,
+    chunk: int = 10,
 ) -> np.ndarray:
     """Empirical NTK (m, m) over all outputs of the probe batch `inputs` (B, T, I), with
-    respect to the trained parameters `names`."""
+    respect to the trained parameters `names`; rows in (trial, step, output) order.
+
+    The Jacobian is taken one trial and `chunk` steps of outputs at a time, each from a forward
+    pass that stops at the chunk's last step: an output depends only on its own trial and on
+    earlier steps, so these are the same rows a Jacobian of the whole batch has, without
+    back-propagating every output through the other trials and the later steps (about 6×
+    less work at 4 trials × 50 steps)."""
     from torch.func import jacrev
 
     params = raw_params(spec, {n: effective[n] for n in ("W_h", "W_x", "b", "W_out", "b_out")})
     fixed = {n: v for n, v in params.items() if n not in names}
+    trained = {n: params[n] for n in names}
     x = torch.as_tensor(inputs, dtype=torch.float64)[None]
+    rows = []
+    for trial in range(x.shape[1]):
+        for t0 in range(0, x.shape[2], chunk):
+            t1 = min(t0 + chunk, x.shape[2])
+            xs = x[:, trial : trial + 1, :t1]
 
-    def f(p):
-        return forward_autograd(spec, {**fixed, **p}, x)[1].reshape(-1)
+            def f(p, xs=xs, t0=t0):
+                return forward_autograd(spec, {**fixed, **p}, xs)[1][:, :, t0:].reshape(-1)
 
-    jac = jacrev(f)({n: params[n] for n in names})
-    j = torch.cat([jac[n].reshape(jac[n].shape[0], -1) for n in names], dim=1)
+            jac = jacrev(f)(trained)
+            rows.append(torch.cat([jac[n].reshape(jac[n].shape[0], -1) for n in names], dim=1))
+    j = torch.cat(rows)
     return (j @ j.T).numpy()
 
 

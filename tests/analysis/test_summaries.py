@@ -119,3 +119,30 @@ def test_the_kernel_parameters_are_a_recorded_setting_with_the_ntks_default():
     for bad in ("W_h,W_h", "W_h,nope", ""):
         with pytest.raises(ValueError, match="kernel_over"):
             FeatureParams(kernel_over=bad)
+
+
+@pytest.mark.parametrize("regime", ["standard", "mup"])
+def test_the_chunked_ntk_equals_one_jacobian_of_the_whole_batch(regime):
+    """`ntk` takes the Jacobian per trial and per chunk of steps (outputs depend only on their
+    own trial and earlier steps); brute force: one Jacobian of every output of the batch."""
+    import torch
+    from torch.func import jacrev
+
+    from degeneracy.analysis.feature_learning import NTK_PARAMS, raw_params
+    from degeneracy.training.model import forward_autograd
+
+    spec = ModelSpec(2, 3, 8, regime, 2.0 if regime == "mup" else 1.0)
+    w = to_numpy(effective(spec, init_params(spec, [5])), 0)
+    x = np.random.default_rng(6).standard_normal((3, 12, 2))
+    params = raw_params(spec, w)
+    xt = torch.as_tensor(x, dtype=torch.float64)[None]
+    trained = {n: params[n] for n in NTK_PARAMS}
+
+    def f(p):
+        return forward_autograd(spec, {**params, **p}, xt)[1].reshape(-1)
+
+    jac = jacrev(f)(trained)
+    j = torch.cat([jac[n].reshape(jac[n].shape[0], -1) for n in NTK_PARAMS], dim=1)
+    want = (j @ j.T).numpy()
+    for chunk in (5, 12, 50):  # uneven chunks, one chunk, a chunk longer than the trial
+        np.testing.assert_allclose(ntk(spec, w, x, chunk=chunk), want, rtol=1e-12, atol=1e-14)
