@@ -316,6 +316,32 @@ def agreement(verdict: str, arrow: str, paper: str) -> str:
     return "agrees" if arrow == paper else "disagrees"
 
 
+#: factors that change the number of units: PIF (‖ΔW‖_F / n²) falls with n by construction
+#: (random n×n matrices: about n^-1.5), so their weights are also judged against chance
+SIZE_FACTORS = ("hidden_size",)
+
+
+def relative_to_chance(rows: list[dict]) -> list[dict]:
+    """Rows with PIF divided by its chance level (the same networks at initialization), a
+    scale-free reading; its SE by first-order propagation of both SEs (None if either lacks
+    one)."""
+    out = []
+    for r in rows:
+        w, c = r.get("pif"), r.get("pif_chance")
+        if w is None or not c:
+            out.append({**r, "pif": None})
+            continue
+        se, cse = r.get("pif_se"), r.get("pif_chance_se")
+        ratio = w / c
+        rel_se = (
+            None
+            if se is None or cse is None
+            else ratio * float(np.sqrt((se / w) ** 2 + (cse / c) ** 2))
+        )
+        out.append({**r, "pif": ratio, "pif_se": rel_se})
+    return out
+
+
 def contravariance_rows(
     by_factor: dict[tuple[str, str], tuple[list[dict], list[str]]],
     grids: dict[tuple[str, str], dict[str, str]] | None = None,
@@ -328,9 +354,12 @@ def contravariance_rows(
         for r, label in zip(rows, setting_labels(rows, series)):
             settings.setdefault(label, []).append(r)
         for label, sub in settings.items():
-            for metric, (level, _) in LEVELS.items():
+            checks = [(metric, level, sub) for metric, (level, _) in LEVELS.items()]
+            if factor in SIZE_FACTORS:
+                checks.append(("pif", "weights ÷ chance", relative_to_chance(sub)))
+            for metric, level, sub in checks:
                 got = direction(sub, factor, metric)
-                paper = PAPER.get(factor, {}).get(level, "")
+                paper = PAPER.get(factor, {}).get(level.split(" ")[0], "")
                 if got is None:
                     continue
                 arrow, verdict, diff, two_se, floor = got

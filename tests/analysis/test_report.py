@@ -273,3 +273,50 @@ def test_each_factor_level_is_labelled_as_written_on_the_axis():
         # digit of the 12 px sans-serif labels is about 6.7 px wide)
         for (a, la), (b, lb) in zip(zip(xs, want), zip(xs[1:], want[1:])):
             assert b - a > 6.7 * (len(la) + len(lb)) / 2, (factor, xs)
+
+
+def test_width_weights_are_also_judged_against_their_chance_level():
+    """PIF ÷ n² of random n×n matrices falls about as n^-1.5, so across widths the raw
+    weights row falls by construction; the 'weights ÷ chance' row reads the same networks
+    scale-free. Planted: trained = 1.2 × chance at every width (no change relative to chance),
+    then a ratio that truly falls."""
+    from degeneracy.analysis.report import contravariance_rows
+
+    def rows(ratios):
+        out = []
+        for n, k in zip((32, 64, 128, 256), ratios):
+            chance = 0.05 * n**-1.5
+            out.append(
+                {
+                    "hidden_size": n,
+                    "n": 16,
+                    "pif": k * chance,
+                    "pif_se": 0.01 * k * chance,
+                    "pif_chance": chance,
+                    "pif_chance_se": 0.01 * chance,
+                }
+            )
+        return out
+
+    def verdicts(ratios):
+        got = contravariance_rows({("flipflop", "hidden_size"): (rows(ratios), [])})
+        return {r["level"]: (r["measured"], r["verdict"], r["paper"]) for r in got}
+
+    flat = verdicts([1.2, 1.2, 1.2, 1.2])
+    assert flat["weights"][:2] == ("↓", "agrees")  # the paper's metric: falls by construction
+    assert flat["weights ÷ chance"][1] == "not resolved"
+    assert flat["weights ÷ chance"][2] == "↓"  # compared with the paper's weights direction
+    falling = verdicts([1.4, 1.3, 1.2, 1.1])
+    assert falling["weights ÷ chance"][:2] == ("↓", "agrees")
+    rising = verdicts([1.1, 1.2, 1.3, 1.4])
+    assert rising["weights ÷ chance"][:2] == ("↑", "disagrees")
+    # other factors get no such row
+    other = contravariance_rows(
+        {
+            ("flipflop", "complexity"): (
+                [{**r, "complexity": r["hidden_size"]} for r in rows([1.2] * 4)],
+                [],
+            )
+        }
+    )
+    assert {r["level"] for r in other} == {"weights"}
