@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from degeneracy.training.model import ModelSpec, forward_autograd
+from degeneracy.training.model import PARAM_NAMES, ModelSpec, forward_autograd
 
 
 def weight_change(w_final: np.ndarray, w_init: np.ndarray) -> tuple[float, float]:
@@ -39,7 +39,7 @@ def raw_params(spec: ModelSpec, effective: dict[str, np.ndarray]) -> dict[str, t
 
 
 #: the parameters the kernel is taken over: all trained ones but the output bias (module doc)
-NTK_PARAMS = ("W_h", "W_x", "b", "W_out")
+NTK_PARAMS = tuple(n for n in PARAM_NAMES if n != "b_out")
 
 
 def ntk(
@@ -59,7 +59,7 @@ def ntk(
     less work at 4 trials × 50 steps)."""
     from torch.func import jacrev
 
-    params = raw_params(spec, {n: effective[n] for n in ("W_h", "W_x", "b", "W_out", "b_out")})
+    params = raw_params(spec, {n: effective[n] for n in PARAM_NAMES})
     fixed = {n: v for n, v in params.items() if n not in names}
     trained = {n: params[n] for n in names}
     x = torch.as_tensor(inputs, dtype=torch.float64)[None]
@@ -101,7 +101,6 @@ def stored_kernel_alignment(
 
     from degeneracy.registry.errors import RegistryError
     from degeneracy.tasks import TaskError, make_task
-    from degeneracy.training.model import PARAM_NAMES
 
     with registry.connect() as con:  # a plain read (also inside a query's SQL function)
         task_name, hidden, regime, gamma, factors = con.execute(

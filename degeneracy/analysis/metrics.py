@@ -33,6 +33,7 @@ from degeneracy.analysis import svcca
 from degeneracy.analysis.params import DSAMetricParams, DSAParams, PIFParams, TrajParams
 from degeneracy.registry.errors import RegistryError
 from degeneracy.registry.ids import params_hash
+from degeneracy.schema.kinds import PARAM_NAMES
 from degeneracy.tasks import TASKS
 
 #: (value, standard error, canonical parameter JSON it was computed at)
@@ -241,9 +242,8 @@ class FeatureParams:
         if self.kernel_trials < 1 or self.kernel_steps < 1:
             raise ValueError("kernel_trials and kernel_steps must be >= 1")
         names = self.kernel_over.split(",")
-        known = ("W_h", "W_x", "b", "W_out", "b_out")
-        if not names or any(n not in known for n in names) or len(set(names)) != len(names):
-            raise ValueError(f"kernel_over must be distinct names from {', '.join(known)}")
+        if not names or any(n not in PARAM_NAMES for n in names) or len(set(names)) != len(names):
+            raise ValueError(f"kernel_over must be distinct names from {', '.join(PARAM_NAMES)}")
 
 
 def _feature_group(g: Group) -> dict[str, Value]:
