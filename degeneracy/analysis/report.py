@@ -107,12 +107,13 @@ def level_chart(
         if not data:
             continue
         df = pl.DataFrame(data)
+        levels = sorted({d[factor] for d in data})
         x = alt.X(
             f"{factor}:Q",
             title=TITLES.get(factor, factor),
-            scale=_level_scale(sorted({d[factor] for d in data})),
+            scale=_level_scale(levels),
             # ~g: each level as written (at this width Vega's default drew γ = 0.5 as "1")
-            axis=alt.Axis(values=sorted({d[factor] for d in data}), format=".6~g"),
+            axis=alt.Axis(values=levels, format=".6~g"),
         )
         base = alt.Chart(df)
         color: Any
@@ -255,11 +256,11 @@ def caption(rows: list[dict], factor: str, series: list[str] | None = None) -> s
         f"initialization; ringed: fewer than {MIN_N} networks (no SE, never a direction)."
     ]
     for label, sub in by.items():
-        sub = sorted(sub, key=lambda r: r[factor])
+        sub, panels = level_panels(sorted(sub, key=lambda r: r[factor]), factor)
         ns = ", ".join(f"{r[factor]}: {r['n']}" for r in sub)
         where = "" if label == "all" else f" [{label}]"
         parts.append(f"Networks per point{where} ({TITLES.get(factor, factor)}): {ns}.")
-        for metric, (level, _) in LEVELS.items():
+        for metric, (level, _) in panels.items():
             got = direction(sub, factor, metric)
             if got is None:
                 parts.append(f"{level.capitalize()}{where}: fewer than 2 measured levels.")
@@ -342,6 +343,29 @@ def relative_to_chance(rows: list[dict]) -> list[dict]:
     return out
 
 
+#: the scale-free weights panel a size factor's chart adds (`level_panels`)
+RELATIVE = {"pif_relative": ("weights ÷ chance", "PIF ÷ PIF at initialization")}
+REFERENCES["pif_relative"] = ("pif_relative_chance", "at initialization (= 1)")
+
+
+def level_panels(rows: list[dict], factor: str) -> tuple[list[dict], dict[str, tuple[str, str]]]:
+    """The rows and panels of a factor's level chart: the three levels, and for a factor that
+    changes the matrices' size (`SIZE_FACTORS`) weights ÷ chance beside them, with the chance
+    level (1) drawn dashed."""
+    if factor not in SIZE_FACTORS:
+        return rows, LEVELS
+    out = [
+        {
+            **r,
+            "pif_relative": q["pif"],
+            "pif_relative_se": q["pif_se"],
+            "pif_relative_chance": None if q["pif"] is None else 1.0,
+        }
+        for r, q in zip(rows, relative_to_chance(rows))
+    ]
+    return out, {**LEVELS, **RELATIVE}
+
+
 def contravariance_rows(
     by_factor: dict[tuple[str, str], tuple[list[dict], list[str]]],
     grids: dict[tuple[str, str], dict[str, str]] | None = None,
@@ -353,13 +377,13 @@ def contravariance_rows(
         settings: dict[str, list[dict]] = {}
         for r, label in zip(rows, setting_labels(rows, series)):
             settings.setdefault(label, []).append(r)
-        for label, sub in settings.items():
-            checks = [(metric, level, sub) for metric, (level, _) in LEVELS.items()]
+        for label, group in settings.items():
+            checks = [(metric, level, group) for metric, (level, _) in LEVELS.items()]
             if factor in SIZE_FACTORS:
-                checks.append(("pif", "weights ÷ chance", relative_to_chance(sub)))
+                checks.append(("pif", "weights ÷ chance", relative_to_chance(group)))
             for metric, level, sub in checks:
                 got = direction(sub, factor, metric)
-                paper = PAPER.get(factor, {}).get(level.split(" ")[0], "")
+                paper = PAPER.get(factor, {}).get(LEVELS[metric][0], "")
                 if got is None:
                     continue
                 arrow, verdict, diff, two_se, floor = got
@@ -636,8 +660,9 @@ def build_report(
             _, rows = analyze(registry, ["behavior", "dsa", "pif", "fl"], group_by, task_where)
             by_factor[(task, factor)] = (rows, series)
             sec = Section(f"{task}: degeneracy versus {FACTORS[factor]}")
+            shown, panels = level_panels(rows, factor)
             chart = level_chart(
-                rows, factor, LEVELS, f"{task}: behavior, dynamics, weights", series
+                shown, factor, panels, f"{task}: behavior, dynamics, weights", series
             )
             if chart is not None:
                 sec.charts.append((f"{task}_{factor}_levels", chart))

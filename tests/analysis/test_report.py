@@ -275,6 +275,47 @@ def test_each_factor_level_is_labelled_as_written_on_the_axis():
             assert b - a > 6.7 * (len(la) + len(lb)) / 2, (factor, xs)
 
 
+def test_width_chart_draws_weights_relative_to_chance_beside_the_three_levels():
+    """A size factor's chart gets a fourth panel, PIF ÷ PIF at initialization with its SE
+    propagated and the chance level 1 drawn dashed; the caption reads it too. Planted: trained =
+    1.2 × chance at every width, both with 1 % SE."""
+    from degeneracy.analysis.report import caption, level_chart, level_panels
+
+    rows = []
+    for n in (32, 64, 128, 256):
+        chance = 0.05 * n**-1.5
+        rows.append(
+            {
+                "hidden_size": n,
+                "n": 16,
+                **{m: 0.1 for m in ("behavior", "dsa", "dsa_floor")},
+                **{f"{m}_se": 0.01 for m in ("behavior", "dsa")},
+                "pif": 1.2 * chance,
+                "pif_se": 0.012 * chance,
+                "pif_chance": chance,
+                "pif_chance_se": 0.01 * chance,
+            }
+        )
+    got, panels = level_panels(rows, "hidden_size")
+    assert list(panels) == ["behavior", "dsa", "pif", "pif_relative"]
+    for r in got:
+        assert r["pif_relative"] == pytest.approx(1.2)
+        assert r["pif_relative_se"] == pytest.approx(1.2 * np.sqrt(2) * 0.01)
+        assert r["pif_relative_chance"] == 1.0
+    spec = level_chart(got, "hidden_size", panels, "width").to_dict()
+    titles = [p["title"] for p in spec["hconcat"]]
+    assert titles[-1] == "weights ÷ chance (dashed: at initialization (= 1))"
+    layers = spec["hconcat"][-1]["layer"]
+    data = spec["datasets"]
+    values = [data[layer["data"]["name"]] for layer in layers if "data" in layer]
+    assert [d["value"] for d in values[0]] == pytest.approx([1.2] * 4)
+    assert [d["reference"] for d in values[-1]] == [1.0] * 4
+    assert "Weights ÷ chance does not change" in caption(rows, "hidden_size")
+    # a factor that keeps the matrices' size: the three levels only
+    same, three = level_panels(rows, "complexity")
+    assert list(three) == ["behavior", "dsa", "pif"] and same is rows
+
+
 def test_width_weights_are_also_judged_against_their_chance_level():
     """PIF ÷ n² of random n×n matrices falls about as n^-1.5, so across widths the raw
     weights row falls by construction; the 'weights ÷ chance' row reads the same networks
