@@ -10,6 +10,8 @@ T = 100 (flip-flop, 3 channels). Rows:
   (b) torch.func  stack_module_state + vmap over a hand-written RNN cell, one Adam
   (c) matmul rate the machine's batched float32 matmul rate (K, B, H) x (K, H, H), and the
                   fraction of it our step's FLOPs reach
+  µP ours         the µP regime's leaky stacked model, hand-written BPTT (training/leaky.py)
+  µP autograd     the same µP model stepped with plain autograd (the path it replaced)
 With --device cuda every row runs on the GPU (nn.RNN then uses cuDNN) and each timed call ends
 with a synchronize.
 Batches are generated once, outside the timed region. Rows run interleaved, one call each per
@@ -91,8 +93,9 @@ def bench(k: int, hidden: int, rounds: int, device: str = "cpu") -> dict[str, fl
     task = make_task("flipflop", 3)
     x, target, mask = stack_batches([task.generate(data_rng(s), 64) for s in range(k)], device)
     spec = ModelSpec(task.n_inputs, task.n_outputs, hidden)
+    mup = ModelSpec(task.n_inputs, task.n_outputs, hidden, regime="mup", gamma=1.0)
 
-    def stacked(fwd, **kw):
+    def stacked(fwd, spec=spec, **kw):
         params = init_params(spec, list(range(k)), device)
         adam = StackedAdam(params, torch.full((k,), 1e-3, device=device))
         idx = torch.arange(k, device=device)
@@ -146,7 +149,10 @@ def bench(k: int, hidden: int, rounds: int, device: str = "cpu") -> dict[str, fl
             torch.bmm(a, w)
 
     networks = {"ours": k, "autograd stack": k, "(a) nn.RNN x K": len(nets), "(b) torch.func": k}
+    networks |= {"µP ours": k, "µP autograd": k}
     fns = {
+        "µP ours": stacked(forward, mup),
+        "µP autograd": stacked(forward_autograd, mup),
         "ours": stacked(forward, workspace=Workspace(), states=False),
         "autograd stack": stacked(forward_autograd),
         "(a) nn.RNN x K": separate,
@@ -169,6 +175,7 @@ def bench(k: int, hidden: int, rounds: int, device: str = "cpu") -> dict[str, fl
         (k * step_flops / so) / (mm_flops / sm) for so, sm in zip(times["ours"], times["matmul"])
     )
     res["ours FLOP/s"] = res["ours"] * step_flops
+    res["µP ratio"] = med(sa / so for so, sa in zip(times["µP ours"], times["µP autograd"]))
     return res
 
 
@@ -199,6 +206,10 @@ def main() -> None:
             f"  (c) ours reach {r['ours FLOP/s'] / 1e9:.1f} GFLOP/s; the machine's batched "
             f"matmul rate {r['matmul FLOP/s'] / 1e9:.1f} GFLOP/s; share "
             f"(per round) {100 * r['share']:.0f}%"
+        )
+        print(
+            f"  µP ours {r['µP ours']:8.1f}, µP autograd {r['µP autograd']:8.1f}: "
+            f"ours / autograd = {r['µP ratio']:.2f}x"
         )
 
 

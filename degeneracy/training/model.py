@@ -20,9 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from degeneracy.schema.kinds import PARAM_NAMES
+from degeneracy.training.leaky import leaky_rnn
 from degeneracy.training.recurrence import tanh_rnn
-
-PARAM_NAMES = ("W_h", "W_x", "b", "W_out", "b_out")
 
 
 @dataclass(frozen=True)
@@ -100,14 +100,32 @@ def forward(
 ) -> tuple[torch.Tensor | None, torch.Tensor]:
     """x (K, B, T, I) -> rates (K, B, T, H), outputs (K, B, T, O); h_0 = 0.
 
-    The standard regime runs the hand-written BPTT of `recurrence.py`; µP uses autograd.
+    The standard regime runs the hand-written BPTT of `recurrence.py`, µP that of `leaky.py`.
     `workspace` (training only) keeps large buffers between calls; `states=False` skips
     materialising the rates where only the outputs are needed (rates is then None).
     """
     if spec.regime != "standard":
-        return forward_autograd(spec, params, x)
+        return _forward_mup(spec, params, x)
     hs, ys = tanh_rnn(x.transpose(1, 2), params, workspace, states)  # (K, T, B, ·) inside
     return (None if hs is None else hs.transpose(1, 2)), ys.transpose(1, 2)
+
+
+def _forward_mup(
+    spec: ModelSpec, params: dict[str, torch.Tensor], x: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    eff = effective(spec, params)
+    tau = spec.tau
+    # step-major (T, K, B, ·) throughout: permuting a (K, B, T, H) tensor costs more than the
+    # recurrence (strided copies); only the narrow inputs and outputs are permuted
+    rates = leaky_rnn(
+        x.permute(2, 0, 1, 3),
+        eff["W_x"].transpose(1, 2),
+        tau * eff["b"],
+        tau * eff["W_h"].transpose(1, 2),
+        1 - tau,
+    )
+    y = torch.matmul(rates, eff["W_out"].transpose(1, 2)) + eff["b_out"][:, None, :]
+    return rates.permute(1, 2, 0, 3), y.permute(1, 2, 0, 3)
 
 
 def forward_autograd(
