@@ -213,47 +213,68 @@ def objective(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor
     return _dot(a, c @ b @ c.transpose(-1, -2))
 
 
+class _Hessian:
+    """w ↦ H w for a batch of problems (the Riemannian Hessian of `objective` at C, acting on
+    skew-symmetric directions); `take(keep)` restricts it to some of the problems."""
+
+    def __init__(self, ap, bt, z):
+        self.ap, self.bt, self.z = ap, bt, z
+
+    def __call__(self, w):
+        ap, bt, z = self.ap, self.bt, self.z
+        return 0.5 * _skew(-(z @ w + w @ z) + 2 * (ap @ w @ bt + bt @ w @ ap))
+
+    def take(self, keep: torch.Tensor) -> _Hessian:
+        return _Hessian(self.ap[keep], self.bt[keep], self.z[keep])
+
+
 def _grad_hess(a, b, c):
     ap = c.transpose(-1, -2) @ a @ c
-    x = ap @ b.transpose(-1, -2)
-    y = b.transpose(-1, -2) @ ap
-    z = x + y
-    grad = _skew(x - y)
-
-    def hvp(w):
-        return 0.5 * _skew(
-            -(z @ w + w @ z) + 2 * (ap @ w @ b.transpose(-1, -2) + b.transpose(-1, -2) @ w @ ap)
-        )
-
-    return grad, hvp
+    bt = b.transpose(-1, -2)
+    x = ap @ bt
+    y = bt @ ap
+    return _skew(x - y), _Hessian(ap, bt, x + y)
 
 
-def _steihaug(grad, hvp, radius, max_cg):
+#: truncated CG drops the problems it has finished once they are this share of its batch (the
+#: batch runs until its slowest problem stops: about a third of its steps were on finished ones)
+_COMPACT = 0.3
+
+
+def _steihaug(grad, hvp: _Hessian, radius, max_cg):
     """Approximately maximise ⟨G,W⟩ + ½⟨W,H W⟩ over ‖W‖ ≤ radius, per problem (truncated CG)."""
     p = grad.shape[0]
+    out = torch.zeros_like(grad)
+    boundary = torch.zeros(p, dtype=torch.bool, device=grad.device)
+    idx = torch.arange(p, device=grad.device)  # the problems still in the batch
     z = torch.zeros_like(grad)
     r = grad.clone()
     d = r.clone()
     rr = _dot(r, r)
     active = rr > 0
-    boundary = torch.zeros(p, dtype=torch.bool, device=grad.device)
     tol = 1e-10 * rr.sqrt().clamp(min=1e-300)
     for _ in range(max_cg):
-        if not bool(active.any()):
+        live = int(active.sum())
+        if live == 0:
             break
+        if live <= (1 - _COMPACT) * len(idx):
+            out[idx] = z
+            keep = active.nonzero().flatten()
+            idx, z, r, d, rr, tol, radius = (t[keep] for t in (idx, z, r, d, rr, tol, radius))
+            active, hvp = active[keep], hvp.take(keep)
         hd = -hvp(d)  # minimising -m: its Hessian is -H
         kappa = _dot(d, hd)
         alpha = rr / kappa.where(kappa.abs() > 0, torch.ones_like(kappa))
         z_try = z + alpha[:, None, None] * d
-        out = (kappa <= 0) | (_dot(z_try, z_try).sqrt() >= radius)
+        leaves = (kappa <= 0) | (_dot(z_try, z_try).sqrt() >= radius)
         # boundary step: τ ≥ 0 with ‖z + τ d‖ = radius
         zd, dd, zz = _dot(z, d), _dot(d, d), _dot(z, z)
         tau = (-zd + (zd**2 + dd * (radius**2 - zz)).clamp(min=0).sqrt()) / dd.clamp(min=1e-300)
         z_edge = z + tau[:, None, None] * d
-        stop_here = active & out
+        stop_here = active & leaves
         z = torch.where(stop_here[:, None, None], z_edge, z)
-        boundary |= stop_here
-        go = active & ~out
+        boundary[idx] |= stop_here
+        go = active & ~leaves
         z = torch.where(go[:, None, None], z_try, z)
         r_new = r - alpha[:, None, None] * hd
         rr_new = _dot(r_new, r_new)
@@ -262,7 +283,8 @@ def _steihaug(grad, hvp, radius, max_cg):
         r = torch.where(go[:, None, None], r_new, r)
         rr = torch.where(go, rr_new, rr)
         active = go & (rr_new.sqrt() > tol)
-    return z, boundary
+    out[idx] = z
+    return out, boundary
 
 
 def maximize(a, b, c0, tol=1e-8, max_iter=80, max_cg=None):

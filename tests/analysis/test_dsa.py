@@ -46,6 +46,30 @@ def test_gradient_and_hessian_match_finite_differences():
     assert second == pytest.approx(dsa._dot(w, hvp(w)).item(), rel=1e-4)
 
 
+def test_truncated_cg_dropping_finished_problems_equals_the_whole_batch(monkeypatch):
+    """Problems leave truncated CG at different steps (boundary, negative curvature,
+    converged); dropping them from the batch must not change any problem's step."""
+    rng = np.random.default_rng(3)
+    a = dsa.normalize(rng.standard_normal((40, 6, 6)))
+    q = torch.linalg.qr(torch.randn(40, 6, 6, dtype=torch.float64))[0]
+    # the first half: B a rotated copy of A, started near its optimum C = Qᵀ with room to
+    # converge inside the region; the second half: unrelated B, a small region
+    b = q @ a @ q.transpose(1, 2)
+    b[20:] = dsa.normalize(rng.standard_normal((20, 6, 6)))
+    near = dsa._skew(torch.as_tensor(rng.standard_normal((40, 6, 6)))) * 0.05
+    c = q.transpose(1, 2) @ torch.linalg.matrix_exp(near)
+    radius = torch.cat([torch.full((20,), 10.0), torch.as_tensor(rng.uniform(0.01, 0.5, 20))])
+    grad, hvp = dsa._grad_hess(a, b, c)
+    results = []
+    for share in (0.3, 2.0):  # 2.0: never compacts
+        monkeypatch.setattr(dsa, "_COMPACT", share)
+        results.append(dsa._steihaug(grad, hvp, radius, 15))
+    (z, edge), (z_whole, edge_whole) = results
+    assert edge.any() and not edge.all()  # both kinds of exit are exercised
+    assert torch.equal(edge, edge_whole)
+    assert torch.allclose(z, z_whole, rtol=0, atol=1e-13)
+
+
 def test_a_network_against_itself_is_zero():
     x = tanh_net_trajectories(0)
     op = dsa.fit_operator(x, P)
