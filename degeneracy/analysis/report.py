@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import json
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -124,7 +125,8 @@ def level_chart(
         line = base.mark_line(point=alt.OverlayMarkDef(size=60)).encode(
             x=x,
             color=color,
-            y=alt.Y("value:Q", title=unit, scale=alt.Scale(zero=False)),
+            # wrapped: a one-line title longer than the panel shifted the panels apart
+            y=alt.Y("value:Q", title=textwrap.wrap(unit, 28), scale=alt.Scale(zero=False)),
             tooltip=[
                 alt.Tooltip(f"{factor}:Q"),
                 alt.Tooltip("value:Q", format=".4g"),

@@ -502,7 +502,9 @@ def report_sections(results: list[CellResult]) -> list:
         name = alias(res.cell.factor)
         sec = Section(res.cell.title)
         rows, panels = level_panels(res.rows, name)
-        chart = level_chart(rows, name, panels, f"{res.cell.title}: three levels", res.series)
+        chart = level_chart(
+            rows, name, panels, f"{res.cell.title}: behavior, dynamics, weights", res.series
+        )
         if chart is not None:
             sec.charts.append((f"{res.cell.name}_levels", chart))
             sec.captions[f"{res.cell.name}_levels"] = caption(res.rows, name, res.series)
