@@ -131,4 +131,8 @@ def reproduce(
     typer.echo(f"numbers: {p['levels']}, {p['verdicts']}, {p['summary']}")
     if settle:
         typer.echo(f"settling study: {p['settle_summary']}, {p['settle_verdicts']}")
-    typer.echo(f"report: {outcome.report}  ({_minutes(outcome.seconds)})")
+    typer.echo(
+        f"report: {outcome.report}  ({_minutes(outcome.seconds)}: training "
+        f"{_minutes(outcome.train_seconds)}, analysis "
+        f"{_minutes(outcome.seconds - outcome.train_seconds)} and report)"
+    )

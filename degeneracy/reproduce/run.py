@@ -215,6 +215,7 @@ class Outcome:
     paths: dict[str, Path]
     report: Path
     seconds: float
+    train_seconds: float = 0.0
 
 
 def run(
@@ -239,10 +240,13 @@ def run(
         clear_page(folder)
     if plan.todo and train_missing:
         train(registry, plan, runner, plan.device)
+    trained = time.perf_counter() - t0
     results = [analyze_cell(registry, pc, grid=grid, say=say) for pc in plan.cells]
     info = versions(plan.device)
     command = command or f"degeneracy reproduce --scale {plan.scale}"
-    paths = write_outputs(folder, results, plan.scale, command, info, time.perf_counter() - t0)
+    paths = write_outputs(
+        folder, results, plan.scale, command, info, time.perf_counter() - t0, trained
+    )
     header = [
         f"Registry: {registry.root}. Scale {plan.scale}. "
         + ", ".join(f"{k} {v}" for k, v in info.items()),
@@ -254,7 +258,7 @@ def run(
         from degeneracy.reproduce import settle as study
 
         paths.update(study.run(registry, plan, folder, say))
-    return Outcome(results, paths, report, time.perf_counter() - t0)
+    return Outcome(results, paths, report, time.perf_counter() - t0, trained)
 
 
 def alias(factor: str) -> str:
@@ -282,6 +286,7 @@ class CellResult:
     grid: list[dict]
     verdicts: list[dict]
     settings: dict[str, Any]
+    seconds: float = 0.0  # this run's wall time analyzing the cell (cached pairs are free)
 
 
 def analyze_cell(
@@ -292,6 +297,7 @@ def analyze_cell(
     from degeneracy.analysis.grouping import column_sql, setting_value, split_settings
     from degeneracy.analysis.report import contravariance_rows
 
+    t0 = time.perf_counter()
     cell, where, factor = pc.cell, pc.where, pc.cell.factor
     name = alias(factor)
     with registry.read_query(
@@ -334,7 +340,8 @@ def analyze_cell(
         "grad_clip": exp.train.grad_clip,
         "regime": exp.regime,
     }
-    return CellResult(cell, plain, counts, series, grid_rows, verdicts, settings)
+    seconds = time.perf_counter() - t0
+    return CellResult(cell, plain, counts, series, grid_rows, verdicts, settings, seconds)
 
 
 def level_rows(res: CellResult) -> list[dict]:
@@ -401,8 +408,10 @@ def write_outputs(
     command: str,
     info: dict[str, str | None],
     seconds: float | None = None,
+    train_seconds: float = 0.0,
 ) -> dict[str, Path]:
-    """levels.csv, verdicts.csv, grid.csv and summary.md under `out`."""
+    """levels.csv, verdicts.csv, grid.csv and summary.md under `out` (`seconds`: the run's
+    wall time, `train_seconds` of it training)."""
     out.mkdir(parents=True, exist_ok=True)
     levels = [row for res in results for row in level_rows(res)]
     verdicts = [{"cell": res.cell.name, **v} for res in results for v in res.verdicts]
@@ -423,7 +432,14 @@ def write_outputs(
     lines = [
         f"# Reproduction of the paper's table, scale `{scale}`",
         "",
-        f"Command: `{command}`" + (f" ({seconds / 60:.0f} min)" if seconds else ""),
+        f"Command: `{command}`"
+        + (
+            f" ({seconds / 60:.0f} min: training {train_seconds / 60:.0f}, analysis "
+            f"{sum(r.seconds for r in results) / 60:.0f}; analysis of pairs already in the "
+            "registry's cache costs nothing)"
+            if seconds
+            else ""
+        ),
         "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in info.items()),
         "",
@@ -437,15 +453,15 @@ def write_outputs(
         "",
         "## Settings",
         "",
-        "| cell | seeds | hidden | threshold | budget | lr | grad clip | regime |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| cell | seeds | hidden | threshold | budget | lr | grad clip | regime | analysis |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for res in results:
         s = res.settings
         lines.append(
             f"| {res.cell.name} | {s['seeds']} | {', '.join(map(str, s['hidden']))} | "
             f"{s['threshold']:g} | {s['budget']} | {s['lr']:g} | {s['grad_clip']:g} | "
-            f"{s['regime']} |"
+            f"{s['regime']} | {res.seconds / 60:.1f} min |"
         )
     lines += ["", "## Provenance of the networks", ""]
     lines += [f"- {res.cell.name}: " + "; ".join(res.settings["provenance"]) for res in results]

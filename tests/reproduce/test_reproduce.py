@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 
 import pytest
 
@@ -134,7 +135,13 @@ def test_tiny_scale_end_to_end_and_resumable(tmp_path):
     delay = sorted(int(r["level"]) for r in levels if r["cell"] == "delayed_discrimination_delay")
     assert delay == [10, 20, 40]
     assert (out / "report.html").stat().st_size > 10_000
-    assert "## Verdicts" in (out / "summary.md").read_text()
+    summary = (out / "summary.md").read_text()
+    assert "## Verdicts" in summary
+    # the run's wall time, split into training and analysis, and each cell's analysis time
+    assert re.search(r"\(\d+ min: training \d+, analysis \d+;", summary)
+    for name in CELLS:
+        assert re.search(rf"\| {name} \|.*\| \d+\.\d min \|", summary), name
+    assert re.search(r"report: .*: training .*, analysis .* and report\)", res.stdout)
 
     count = run_cli("query", "SELECT count(*) AS n FROM networks", "--format", "csv", registry=reg)
     again = run_cli(
