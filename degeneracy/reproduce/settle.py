@@ -357,7 +357,9 @@ def summary(rows: list[dict], verdicts: list[dict], study: Study) -> str:
         rule = (
             "fixed"
             if v["rank_rule"] == "fixed"
-            else f"{study.share:.0%} var." + (", cap" if capped else "")
+            else f"{study.share:.0%} var."
+            + (", centred fit" if v["rank_rule"] == "share_centred" else "")
+            + (", cap" if capped else "")
         )
         out.append(
             f"| {v['cell']} | {v['trials']} | {v['rank']} ({rule}) | {'; '.join(pts)} "

@@ -72,3 +72,43 @@ def test_level_dynamics_floor_is_zero_for_identical_fits_and_pairs_match_all_pai
     _, dist, _ = dsa.all_pairs(ops, p)[:3]
     assert mean == pytest.approx(float(np.mean(dist)))
     assert se > 0
+
+
+def test_summary_names_each_rank_rule_so_the_two_fits_at_one_rank_are_told_apart():
+    from degeneracy.reproduce.settle import Study, summary
+
+    rows, verdicts = [], []
+    for rule, rank in (("fixed", 10), ("share", 35), ("share_centred", 35)):
+        rows.append(
+            {
+                "cell": "c",
+                "trials": 32,
+                "rank_rule": rule,
+                "rank": rank,
+                "capped": False,
+                "level": 1,
+                "dsa": 0.1,
+                "dsa_se": 0.01,
+                "dsa_floor": 0.05,
+            }
+        )
+        verdicts.append(
+            {
+                "cell": "c",
+                "trials": 32,
+                "rank_rule": rule,
+                "rank": rank,
+                "measured": "↓",
+                "difference": -0.01,
+                "2 SE": 0.02,
+                "floor": 0.05,
+                "agrees": "not resolved",
+                "paper": "↓",
+            }
+        )
+    lines = [x for x in summary(rows, verdicts, Study()).splitlines() if x.startswith("| c |")]
+    assert [x.split(" | ")[2] for x in lines] == [
+        "10 (fixed)",
+        "35 (95% var.)",
+        "35 (95% var., centred fit)",
+    ]
