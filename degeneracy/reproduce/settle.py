@@ -358,7 +358,7 @@ def summary(rows: list[dict], verdicts: list[dict], study: Study) -> str:
             "fixed"
             if v["rank_rule"] == "fixed"
             else f"{study.share:.0%} var."
-            + (", centred fit" if v["rank_rule"] == "share_centred" else "")
+            + (", centred fit" if FITS[v["rank_rule"]] == "centred" else "")
             + (", cap" if capped else "")
         )
         out.append(
