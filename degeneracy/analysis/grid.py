@@ -40,12 +40,13 @@ def dsa_grid(
     ranks: tuple[int, ...] = RANKS,
     series: list[str] | None = None,
     progress: Callable[[str], None] | None = None,
+    executor=None,
 ) -> list[dict[str, Any]]:
     """One row per grid point and setting: the dynamics direction of `factor` there.
 
     `group_by` must contain `factor`; `series` are the other keys that may split groups (one
     direction per combination of those that vary). Grid points the data cannot support
-    (trials shorter than the delays) are returned with verdict "n/a"."""
+    (trials shorter than the delays) are returned with verdict "n/a". `executor`: `analyze`'s."""
     from degeneracy.analysis.analyze import analyze
     from degeneracy.analysis.report import direction
 
@@ -59,7 +60,14 @@ def dsa_grid(
             p = {**(params or {}), "n_delays": d, "rank": r}
             try:
                 _, rows = analyze(
-                    registry, ["dsa"], group_by, where, {"dsa": p}, kernel=False, quality=False
+                    registry,
+                    ["dsa"],
+                    group_by,
+                    where,
+                    {"dsa": p},
+                    kernel=False,
+                    quality=False,
+                    executor=executor,
                 )
             except ValueError:  # too few time steps for the delays
                 out.append({"n_delays": d, "rank": r, "setting": "all", "verdict": "n/a"})

@@ -149,10 +149,22 @@ class RayPairs:
 
 def pair_executor(
     executor: str = "local", address: str | None = None, chunk_pairs: int | None = None
-) -> RayPairs | None:
-    """The `PairwiseCache` executor an API call names: None (local: one batch in this process)
-    or a `RayPairs` (`chunk_pairs` default `CHUNK_PAIRS`); bad values and a missing Ray are one
-    RegistryError, before any work."""
+):
+    """The `PairwiseCache` executor an API call names: None (local: one batch in this process),
+    a `newton_pool.PoolPairs` ("processes": DSA's Newton batches on one process per core, no
+    processes started until a batch is shipped) or a `RayPairs` (`chunk_pairs` default
+    `CHUNK_PAIRS`); bad values and a missing Ray are one RegistryError, before any work.
+    Close what it returns (each is a context manager; None: `contextlib.nullcontext`)."""
+    if executor == "processes":
+        import os
+
+        from degeneracy.analysis.newton_pool import NewtonPool, PoolPairs
+
+        if chunk_pairs is not None or address is not None:
+            raise RegistryError("address and chunk_pairs go with the ray executor only")
+        return PoolPairs(NewtonPool(max(os.cpu_count() or 1, 2)))
+    if executor not in ("local", "ray"):
+        raise RegistryError(f"executor must be 'local', 'processes' or 'ray', got {executor!r}")
     check_executor(executor)
     chunk_pairs = CHUNK_PAIRS if chunk_pairs is None else chunk_pairs
     if chunk_pairs < 1:

@@ -24,8 +24,9 @@ from degeneracy.registry.errors import RegistryError
 ExecutorOpt = Annotated[
     str,
     typer.Option(
-        help="local (this process) or ray (the missing pairs as Ray tasks, each chunk kept as it "
-        "returns; needs pip install 'degeneracy[ray]')."
+        help="local (this process), processes (DSA's alignments on one process per core: "
+        "faster on 2+ cores, the same numbers) or ray (the missing pairs as Ray tasks, each "
+        "chunk kept as it returns; needs pip install 'degeneracy[ray]')."
     ),
 ]
 AddressOpt = Annotated[
@@ -99,9 +100,19 @@ def analyze(
     reg = open_registry(registry)
     cols = [c.strip() for c in group_by.split(",")] if group_by else None
     if dsa_grid is not None:
-        if executor != "local":
-            raise RegistryError("--dsa-grid runs on the local executor only (drop --executor)")
-        _grid(reg, dsa_grid, cols, where, _params(params or []), not all_networks, format, out)
+        if executor == "ray":
+            raise RegistryError("--dsa-grid runs on this machine only (local or processes)")
+        _grid(
+            reg,
+            dsa_grid,
+            cols,
+            where,
+            _params(params or []),
+            not all_networks,
+            format,
+            out,
+            executor,
+        )
         return
     names = [m.strip() for m in metrics.split(",") if m.strip()]
     shown = [
@@ -144,10 +155,13 @@ def analyze(
         emit(header, [tuple(r[h] for h in header) for r in rows], format, out)
 
 
-def _grid(reg, factor, cols, where, params, converged_only, format, out) -> None:
+def _grid(reg, factor, cols, where, params, converged_only, format, out, executor) -> None:
+    from contextlib import nullcontext
+
     from degeneracy.analysis.grid import COLUMNS, dsa_grid, grid_verdict
     from degeneracy.analysis.grouping import DEFAULT_GROUP_BY, split_settings
     from degeneracy.analysis.metrics import parse_params
+    from degeneracy.analysis.ray_pairs import pair_executor
 
     if not converged_only:
         raise RegistryError("--dsa-grid uses converged networks only (drop --all)")
@@ -156,7 +170,11 @@ def _grid(reg, factor, cols, where, params, converged_only, format, out) -> None
         group_by.append(factor)
     series = [c for c in group_by if c != factor] + split_settings(reg, group_by, where)
     base = parse_params("dsa", params.get("dsa"))
-    rows = dsa_grid(reg, factor, group_by, where, base, series=series, progress=say)
+    pairs = pair_executor(executor)
+    with pairs or nullcontext():
+        rows = dsa_grid(
+            reg, factor, group_by, where, base, series=series, progress=say, executor=pairs
+        )
     if not rows:
         say("no (converged) networks match, or fewer than two levels of " + factor)
         return

@@ -89,7 +89,7 @@ def test_cli_bad_executor_values_are_one_line_and_exit_2(tmp_path):
         )
     assert_user_error(
         run_cli("analyze", "--dsa-grid", "complexity", "--executor", "ray", registry=reg.root),
-        "local executor only",
+        "this machine only",
     )
 
 
