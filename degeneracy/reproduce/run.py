@@ -241,7 +241,11 @@ def run(
     if plan.todo and train_missing:
         train(registry, plan, runner, plan.device)
     trained = time.perf_counter() - t0
-    results = [analyze_cell(registry, pc, grid=grid, say=say) for pc in plan.cells]
+    from degeneracy.analysis.newton_pool import PoolPairs
+
+    with _analysis_pool(plan) as pool:
+        executor = None if pool is None else PoolPairs(pool)
+        results = [analyze_cell(registry, pc, grid, say, executor) for pc in plan.cells]
     info = versions(plan.device)
     command = command or f"degeneracy reproduce --scale {plan.scale}"
     paths = write_outputs(
@@ -257,8 +261,22 @@ def run(
     if settle:
         from degeneracy.reproduce import settle as study
 
-        paths.update(study.run(registry, plan, folder, say))
+        with _analysis_pool(plan) as pool:
+            paths.update(study.run(registry, plan, folder, say, pool))
     return Outcome(results, paths, report, time.perf_counter() - t0, trained)
+
+
+def _analysis_pool(plan: Plan):
+    """A `NewtonPool` of one process per core the run was given (workers × threads), or a
+    null context (one core, or not the CPU): DSA's alignments on every core."""
+    from contextlib import nullcontext
+
+    from degeneracy.analysis.newton_pool import NewtonPool
+
+    cores = plan.workers * plan.threads
+    if cores < 2 or plan.device != "cpu":
+        return nullcontext()
+    return NewtonPool(cores)
 
 
 def alias(factor: str) -> str:
@@ -290,8 +308,10 @@ class CellResult:
 
 
 def analyze_cell(
-    registry, pc: PlannedCell, grid: bool = True, say: Say | None = None
+    registry, pc: PlannedCell, grid: bool = True, say: Say | None = None, executor=None
 ) -> CellResult:
+    """A cell's levels, verdicts and DSA grid (`executor`: where missing pairs are computed,
+    `analyze`'s; None: in this process)."""
     from degeneracy.analysis.analyze import analyze
     from degeneracy.analysis.grid import dsa_grid, grid_verdict
     from degeneracy.analysis.grouping import column_sql, setting_value, split_settings
@@ -312,7 +332,9 @@ def analyze_cell(
     series = split_settings(registry, group_by, where)
     if say:
         say(f"{cell.name}: behavior, dynamics, weights, feature learning")
-    _, rows = analyze(registry, ["behavior", "dsa", "pif", "fl"], group_by, where)
+    _, rows = analyze(
+        registry, ["behavior", "dsa", "pif", "fl"], group_by, where, executor=executor
+    )
     grid_rows: list[dict] = []
     verdict_grid = None
     if grid and len(rows) >= 2:
@@ -323,6 +345,7 @@ def analyze_cell(
             where,
             series=series,
             progress=(lambda m: say(f"{cell.name}: {m}")) if say else None,
+            executor=executor,
         )
         verdict_grid = {(cell.task, name): grid_verdict(grid_rows)}
     plain = _plain(rows, factor)

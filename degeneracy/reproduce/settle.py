@@ -116,18 +116,21 @@ def share_rank(curves: dict[Any, np.ndarray], share: float, cap: int) -> int:
     return int(ok[0]) + 1 if len(ok) else cap
 
 
-def level_dynamics(ops0: np.ndarray, ops1: np.ndarray, params) -> tuple[float, float, float]:
+def level_dynamics(
+    ops0: np.ndarray, ops1: np.ndarray, params, solve=None
+) -> tuple[float, float, float]:
     """(mean pairwise DSA distance, its SE over networks, mean noise floor) of one level from
-    its operators on two independent probe sets (replica 0 for the pairs, both for the floor)."""
+    its operators on two independent probe sets (replica 0 for the pairs, both for the floor);
+    `solve`: where the Newton batches run (`dsa.Solver`; default this process)."""
     from degeneracy.analysis import dsa
     from degeneracy.analysis.summary import mean_pairwise
 
     n = len(ops0)
-    pairs, dist, _, _ = dsa.all_pairs(ops0, params)
+    pairs, dist, _, _ = dsa.all_pairs(ops0, params, solve=solve)
     d = np.zeros((n, n))
     d[pairs[:, 0], pairs[:, 1]] = d[pairs[:, 1], pairs[:, 0]] = dist
     mean, se = mean_pairwise(d)
-    al = dsa.align_pairs(ops0, ops1, params)
+    al = dsa.align_pairs(ops0, ops1, params, solve=solve)
     floor = float(dsa.score(ops0, ops1, al, params.score).mean())
     return mean, se, floor
 
@@ -192,9 +195,11 @@ def settle_cell(
     study: Study = Study(),
     done: Collection[tuple[int, str]] = frozenset(),
     say: Callable[[str], None] | None = None,
+    pool=None,
 ) -> Iterator[tuple[list[dict], dict]]:
     """The study on one cell, one (trials, rule) point at a time: (per level rows, the verdict
-    row), skipping the points in `done`; see the module docstring."""
+    row), skipping the points in `done`; see the module docstring. `pool`: a `NewtonPool` for
+    the alignments (None: this process)."""
     from degeneracy.analysis.dsa import DSAParams, fit_operator
     from degeneracy.analysis.report import PAPER, agreement, direction
     from degeneracy.reproduce.run import alias
@@ -236,7 +241,8 @@ def settle_cell(
         rows, group = [], []
         for lv in levels:
             ops = [np.stack([fit_operator(x, params) for x in traj(t, rep, lv)]) for rep in (0, 1)]
-            mean, se, floor = level_dynamics(ops[0], ops[1], params)
+            solve = None if pool is None else pool.solver(params)
+            mean, se, floor = level_dynamics(ops[0], ops[1], params, solve)
             row = {
                 "cell": pc.cell.name,
                 "trials": t,
@@ -293,9 +299,12 @@ def _write(path: Path, rows: list[dict], columns: list[str]) -> None:
     tmp.replace(path)
 
 
-def run(registry, plan, folder: Path, say: Callable[[str], None] | None = None) -> dict[str, Path]:
+def run(
+    registry, plan, folder: Path, say: Callable[[str], None] | None = None, pool=None
+) -> dict[str, Path]:
     """The study on every cell of `plan`: settle.csv (per level), settle_verdicts.csv and
-    settle.md in `folder`. Resumable: the points already in settle_verdicts.csv are kept."""
+    settle.md in `folder`. Resumable: the points already in settle_verdicts.csv are kept.
+    `pool`: a `NewtonPool` for the alignments (None: this process)."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = {
         "settle": folder / "settle.csv",
@@ -313,7 +322,7 @@ def run(registry, plan, folder: Path, say: Callable[[str], None] | None = None) 
             for v in verdicts
             if v["cell"] == pc.cell.name
         }
-        for level_rows, verdict in settle_cell(registry, pc, study, done, say):
+        for level_rows, verdict in settle_cell(registry, pc, study, done, say, pool):
             rows += [{c: r.get(c) for c in SETTLE_COLUMNS} for r in level_rows]
             verdicts.append(verdict)
             _write(paths["settle"], rows, SETTLE_COLUMNS)  # after each point: a kill loses one

@@ -151,7 +151,7 @@ def test_tiny_scale_end_to_end_and_resumable(tmp_path):
         "--only",
         "flipflop_complexity",
         "--threads",
-        "1",
+        "2",  # the analysis' alignments on a pool of 2 processes: the same numbers as 1
         "--settle",
         "-o",
         out,
