@@ -105,12 +105,18 @@ class Plan:
     def to_train(self) -> int:
         return sum(len(v) for v in self.todo.values())
 
+    def budget_seconds(self, i: int) -> float:
+        """Work item i's measured per-step cost times its whole step budget (0 if not timed)."""
+        return self.step_seconds.get(i, 0.0) * self.work[i][0].experiment.train.max_steps
+
     def estimate_seconds(self) -> float:
         """An upper bound: every ensemble runs its whole budget (early stops only shorten it)."""
-        return sum(
-            self.step_seconds.get(i, 0.0) * self.work[i][0].experiment.train.max_steps
-            for i in self.todo
-        )
+        return sum(self.budget_seconds(i) for i in self.todo)
+
+    def train_order(self) -> list[int]:
+        """Work items still to train, costliest budget first (ties in plan order): with several
+        workers a long ensemble started last would leave the other cores idle at the end."""
+        return sorted(self.todo, key=lambda i: (-self.budget_seconds(i), i))
 
 
 def make_plan(registry, scale: str, only: list[str] | None = None) -> Plan:
@@ -176,8 +182,9 @@ def train(registry, plan: Plan, runner: Callable | None, device: str) -> None:
 
     for pc in plan.cells:
         registry.add_sweep(pc.sweep, pc.name, pc.text)
-    work = [(plan.work[i][0], plan.work[i][1]) for i in sorted(plan.todo)]
-    jobs = [Job(j.experiment, plan.todo[i]) for i, (j, _) in zip(sorted(plan.todo), work)]
+    order = plan.train_order()
+    work = [plan.work[i] for i in order]
+    jobs = [Job(j.experiment, plan.todo[i]) for i, (j, _) in zip(order, work)]
     runner(registry, jobs, device, [s for _, s in work])
 
 

@@ -9,7 +9,7 @@ import pytest
 from degeneracy.analysis.grouping import column_sql, setting_value
 from degeneracy.registry.errors import RegistryError
 from degeneracy.reproduce.cells import CELLS, SCALES, load, select
-from degeneracy.reproduce.run import make_plan
+from degeneracy.reproduce.run import make_plan, train
 from tests.cli.helpers import assert_user_error, run_cli
 
 #: what a scale may change: seeds, widths, thresholds and budgets
@@ -72,6 +72,40 @@ def test_shared_conditions_are_planned_once():
     assert select(["flipflop"]) == [c for n, c in CELLS.items() if n.startswith("flipflop")]
     with pytest.raises(RegistryError, match="no cell"):
         select(["nonsense"])
+
+
+def test_the_costliest_ensembles_train_first():
+    """With 2 workers, the longest ensemble queued last left one core idle for half an hour of
+    the small run (width 256): jobs go to the runner by measured cost x budget, descending."""
+    plan = make_plan(None, "tiny")
+    todo = sorted(plan.todo)
+    # planted costs: per-step seconds that do not follow plan order
+    for rank, i in enumerate(todo):
+        plan.step_seconds[i] = ((rank * 7) % len(todo) + 1) / 1000
+    seen: dict = {}
+
+    class Catalog:  # what train needs from a registry
+        def add_sweep(self, *a):
+            pass
+
+    def runner(_registry, jobs, _device, sweeps):
+        seen["jobs"], seen["sweeps"] = jobs, sweeps
+
+    train(Catalog(), plan, runner, "cpu")
+
+    def key(exp):
+        return json.dumps(exp.condition().to_dict(), sort_keys=True, default=str)
+
+    def budget(i):
+        return plan.step_seconds[i] * plan.work[i][0].experiment.train.max_steps
+
+    index = {key(plan.work[i][0].experiment): i for i in todo}
+    order = [index[key(j.experiment)] for j in seen["jobs"]]
+    assert sorted(order) == todo
+    assert seen["sweeps"] == [plan.work[i][1] for i in order]
+    costs = [budget(i) for i in order]
+    assert costs == sorted(costs, reverse=True)
+    assert costs != [budget(i) for i in todo]  # the planted costs are not in plan order
 
 
 def test_group_keys_may_name_factors_paths():
