@@ -32,7 +32,7 @@ def reproduce(
         str,
         typer.Option(
             help="tiny (seconds; plumbing only), small (16 seeds, hidden 64, the CPU presets; "
-            "hours on 2 cores, see docs/RESULTS.md) or paper (50 seeds, hidden 128, the "
+            "about 2 hours on 2 cores, see docs/RESULTS.md) or paper (50 seeds, hidden 128, the "
             "paper's thresholds and 1,000-epoch budgets; a GPU or a cluster)."
         ),
     ] = "small",
