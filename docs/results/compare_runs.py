@@ -3,55 +3,86 @@ measure in units of the two runs' combined standard error.
 
     python docs/results/compare_runs.py OLD_DIR NEW_DIR > NEW_DIR/compare.md
 
-Reads each folder's verdicts.csv and levels.csv; writes NEW_DIR/compare_levels.csv.
+Reads each folder's verdicts.csv and levels.csv (as `degeneracy reproduce` writes them);
+prints markdown tables and writes NEW_DIR/compare_levels.csv (one row per cell, level and
+measure: both values and z, empty where a measure has no SE).
 """
-import csv, math, sys
-old_dir, new_dir = sys.argv[1], sys.argv[2]
-def rows(d, f):
-    with open(f"{d}/{f}") as fh:
+
+import csv
+import math
+import sys
+
+MEASURES = ["behavior", "dynamics", "weights", "kernel_alignment", "weight_change"]
+UNSCORED = ["median_steps", "converged"]
+
+
+def rows(folder: str, name: str) -> list[dict]:
+    with open(f"{folder}/{name}") as fh:
         return list(csv.DictReader(fh))
-ov = {(r["cell"], r["setting"], r["level"]): r for r in rows(old_dir, "verdicts.csv")}
-nv = {(r["cell"], r["setting"], r["level"]): r for r in rows(new_dir, "verdicts.csv")}
-print("| cell | level | committed | fresh run | same verdict |")
-print("| --- | --- | --- | --- | --- |")
-same = tot = 0
-for k in ov:
-    if k not in nv or k[1] != "all":
-        continue
-    o, n = ov[k], nv[k]
-    a = f"{o['measured']} {o['difference']} (2 SE {o['2 SE']}) {o['verdict']}"
-    b = f"{n['measured']} {n['difference']} (2 SE {n['2 SE']}) {n['verdict']}"
-    s = o["verdict"] == n["verdict"]
-    same += s; tot += 1
-    print(f"| {k[0]} | {k[2]} | {a} | {b} | {'yes' if s else '**no**'} |")
-print(f"\nsame verdict: {same}/{tot}\n")
-ol = {(r["cell"], r["level"], r["setting"]): r for r in rows(old_dir, "levels.csv")}
-nl = {(r["cell"], r["level"], r["setting"]): r for r in rows(new_dir, "levels.csv")}
-print("| measure | levels | median abs(z) | max abs(z) | share abs(z) > 2 |")
-print("| --- | --- | --- | --- | --- |")
-out = []
-for m in ["behavior", "dynamics", "weights", "kernel_alignment", "weight_change", "median_steps", "converged"]:
-    zs = []
-    for k in ol:
-        if k not in nl:
+
+
+def verdict_table(old_dir: str, new_dir: str) -> None:
+    def key(r: dict) -> tuple:
+        return r["cell"], r["setting"], r["level"]
+
+    old = {key(r): r for r in rows(old_dir, "verdicts.csv")}
+    new = {key(r): r for r in rows(new_dir, "verdicts.csv")}
+    print("| cell | level | committed | fresh run | same verdict |")
+    print("| --- | --- | --- | --- | --- |")
+    same = total = 0
+    for k, o in old.items():
+        if k not in new or k[1] != "all":
             continue
-        try:
-            a, b = float(ol[k][m]), float(nl[k][m])
-        except ValueError:
+        n = new[k]
+        cells = [
+            f"{r['measured']} {r['difference']} (2 SE {r['2 SE']}) {r['verdict']}" for r in (o, n)
+        ]
+        agree = o["verdict"] == n["verdict"]
+        same, total = same + agree, total + 1
+        print(f"| {k[0]} | {k[2]} | {cells[0]} | {cells[1]} | {'yes' if agree else '**no**'} |")
+    print(f"\nsame verdict: {same}/{total}\n")
+
+
+def level_changes(old_dir: str, new_dir: str) -> list[tuple]:
+    def key(r: dict) -> tuple:
+        return r["cell"], r["level"], r["setting"]
+
+    old = {key(r): r for r in rows(old_dir, "levels.csv")}
+    new = {key(r): r for r in rows(new_dir, "levels.csv")}
+    out = []
+    for k, o in old.items():
+        if k not in new:
             continue
-        se = ol[k].get(f"{m}_se"), nl[k].get(f"{m}_se")
-        if se[0] and se[1]:
-            s = math.hypot(float(se[0]), float(se[1]))
-            z = (b - a) / s if s > 0 else float("nan")
-            zs.append(z)
-            out.append((k, m, a, b, z))
-        else:
-            out.append((k, m, a, b, None))
-    if zs:
-        az = sorted(abs(z) for z in zs)
-        print(f"| {m} | {len(zs)} | {az[len(az)//2]:.2f} | {az[-1]:.2f} | {sum(z > 2 for z in az)}/{len(az)} |")
-with open(f"{new_dir}/compare_levels.csv", "w", newline="") as fh:
-    w = csv.writer(fh)
-    w.writerow(["cell", "level", "setting", "measure", "committed", "fresh", "z"])
-    for (c, l, s), m, a, b, z in out:
-        w.writerow([c, l, s, m, a, b, "" if z is None else f"{z:.3f}"])
+        for m in MEASURES + UNSCORED:
+            try:
+                a, b = float(o[m]), float(new[k][m])
+            except ValueError:  # empty: not measured at this level
+                continue
+            z = None
+            if m in MEASURES and o[f"{m}_se"] and new[k][f"{m}_se"]:
+                se = math.hypot(float(o[f"{m}_se"]), float(new[k][f"{m}_se"]))
+                z = (b - a) / se if se > 0 else None
+            out.append((*k, m, a, b, z))
+    return out
+
+
+def main() -> None:
+    old_dir, new_dir = sys.argv[1], sys.argv[2]
+    verdict_table(old_dir, new_dir)
+    changes = level_changes(old_dir, new_dir)
+    print("| measure | levels | median abs(z) | max abs(z) | share abs(z) > 2 |")
+    print("| --- | --- | --- | --- | --- |")
+    for m in MEASURES:
+        az = sorted(abs(c[-1]) for c in changes if c[3] == m and c[-1] is not None)
+        if az:
+            big = sum(z > 2 for z in az)
+            print(f"| {m} | {len(az)} | {az[len(az) // 2]:.2f} | {az[-1]:.2f} | {big}/{len(az)} |")
+    with open(f"{new_dir}/compare_levels.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["cell", "level", "setting", "measure", "committed", "fresh", "z"])
+        for cell, level, setting, m, a, b, z in changes:
+            w.writerow([cell, level, setting, m, a, b, "" if z is None else f"{z:.3f}"])
+
+
+if __name__ == "__main__":
+    main()
