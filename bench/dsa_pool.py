@@ -12,30 +12,24 @@ start (once per analysis) is paid before the first timed round. Run on an idle m
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 
 import numpy as np
 import torch
-from metrics_bench import trajectories
+from metrics_bench import dsa_bench_args, operators
 
 from degeneracy.analysis import dsa
 from degeneracy.analysis.newton_pool import NewtonPool
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--networks", type=int, default=16)
-    ap.add_argument("--rank", type=int, nargs="+", default=[10, 20])
-    ap.add_argument("--rounds", type=int, default=3)
-    args = ap.parse_args()
+    args = dsa_bench_args()
     print(f"torch {torch.__version__}, N = {args.networks}")
     with NewtonPool(2) as pool:
         for rank in args.rank:
             params = dsa.DSAParams(n_delays=10, rank=rank)
-            trajs = [trajectories(seed, 64) for seed in range(args.networks)]
-            ops = np.stack([dsa.fit_operator(x, params) for x in trajs])
+            ops = operators(args.networks, params)
             dsa.all_pairs(ops[:4], params, solve=pool.solver(params))  # start the processes
             ways = {
                 "1 thread": (1, None),

@@ -11,29 +11,23 @@ a live problem). Nothing is asserted.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 
 import numpy as np
 import torch
-from metrics_bench import trajectories
+from metrics_bench import dsa_bench_args, operators
 
 from degeneracy.analysis import dsa
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--networks", type=int, default=16)
-    ap.add_argument("--rank", type=int, nargs="+", default=[10, 20])
-    ap.add_argument("--rounds", type=int, default=3)
-    args = ap.parse_args()
+    args = dsa_bench_args()
     on = dsa._COMPACT
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, N = {args.networks}")
     for rank in args.rank:
         params = dsa.DSAParams(n_delays=10, rank=rank)
-        trajs = [trajectories(seed, 64) for seed in range(args.networks)]
-        ops = np.stack([dsa.fit_operator(x, params) for x in trajs])
+        ops = operators(args.networks, params)
         times: dict[str, list[float]] = {"compacted": [], "whole batch": []}
         dists = {}
         for _ in range(args.rounds):

@@ -33,6 +33,20 @@ def trajectories(seed: int, hidden: int, trials: int = 32, steps: int = 100) -> 
     return out
 
 
+def dsa_bench_args() -> argparse.Namespace:
+    """The options of the DSA timing benches (dsa_solver, dsa_pool): networks, ranks, rounds."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--networks", type=int, default=16)
+    ap.add_argument("--rank", type=int, nargs="+", default=[10, 20])
+    ap.add_argument("--rounds", type=int, default=3)
+    return ap.parse_args()
+
+
+def operators(networks: int, params: dsa.DSAParams, hidden: int = 64) -> np.ndarray:
+    """Fitted DSA operators of `networks` random tanh networks (seeds 0..networks-1)."""
+    return np.stack([dsa.fit_operator(trajectories(s, hidden), params) for s in range(networks)])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--networks", type=int, default=50)
