@@ -13,7 +13,8 @@ a 1-step and a 9-step run, the median of 3 (one run of each, as the plan's timer
 by up to ±60 % between runs on this VM). Printed per condition: networks, the longest and the
 summed steps, seconds per step at K and at K/4, and minutes two ways: the ensemble stepped at
 full K until its last network stops (the earlier, pessimistic estimate) and with the active
-set shrinking. Then the whole run's training wall time with W workers of 1 thread, both ways.
+set shrinking. Then the whole run's training wall time with W workers of 1 thread, both ways,
+and with the shrinking set in plan order (how `reproduce` queued ensembles before d7d143f).
 Run it on an otherwise idle machine: the per-step cost is timed.
 """
 
@@ -59,10 +60,11 @@ def shrinking_cost(steps: list[int], a: float, b: float) -> float:
     return total
 
 
-def schedule(costs: list[float], workers: int) -> float:
-    """Wall time of `costs` on `workers` workers, longest first onto the least loaded."""
+def schedule(costs: list[float], workers: int, longest_first: bool = True) -> float:
+    """Wall time of `costs` on `workers` workers, each taken by the first worker free: longest
+    first (what `reproduce` does since d7d143f) or in the given (plan) order (before)."""
     loads = [0.0] * workers
-    for cost in sorted(costs, reverse=True):
+    for cost in sorted(costs, reverse=True) if longest_first else costs:
         heapq.heapreplace(loads, loads[0] + cost)
     return max(loads)
 
@@ -116,11 +118,12 @@ def main() -> None:
         )
     at_full = schedule([r[5] for r in rows], args.workers)
     shrunk = schedule([r[6] for r in rows], args.workers)
+    in_order = schedule([r[6] for r in rows], args.workers, longest_first=False)
     print(
         f"{len(rows)} conditions ({missing} not stored, left out); training wall time with "
-        f"{args.workers} workers: {shrunk / 3600:.2f} h with the active set shrinking "
-        f"({at_full / 3600:.2f} h stepping every ensemble at full size until its last network "
-        f"stops)"
+        f"{args.workers} workers: {shrunk / 3600:.2f} h with the active set shrinking, longest "
+        f"first ({in_order / 3600:.2f} h in plan order; {at_full / 3600:.2f} h stepping every "
+        f"ensemble at full size until its last network stops, longest first)"
     )
 
 
