@@ -16,17 +16,14 @@ MEASURES = ["behavior", "dynamics", "weights", "kernel_alignment", "weight_chang
 UNSCORED = ["median_steps", "converged"]
 
 
-def rows(folder: str, name: str) -> list[dict]:
+def keyed(folder: str, name: str, *fields: str) -> dict[tuple, dict]:
+    """The rows of FOLDER/NAME, by the values of `fields`."""
     with open(f"{folder}/{name}") as fh:
-        return list(csv.DictReader(fh))
+        return {tuple(r[f] for f in fields): r for r in csv.DictReader(fh)}
 
 
 def verdict_table(old_dir: str, new_dir: str) -> None:
-    def key(r: dict) -> tuple:
-        return r["cell"], r["setting"], r["level"]
-
-    old = {key(r): r for r in rows(old_dir, "verdicts.csv")}
-    new = {key(r): r for r in rows(new_dir, "verdicts.csv")}
+    old, new = (keyed(d, "verdicts.csv", "cell", "setting", "level") for d in (old_dir, new_dir))
     print("| cell | level | committed | fresh run | same verdict |")
     print("| --- | --- | --- | --- | --- |")
     same = total = 0
@@ -44,11 +41,7 @@ def verdict_table(old_dir: str, new_dir: str) -> None:
 
 
 def level_changes(old_dir: str, new_dir: str) -> list[tuple]:
-    def key(r: dict) -> tuple:
-        return r["cell"], r["level"], r["setting"]
-
-    old = {key(r): r for r in rows(old_dir, "levels.csv")}
-    new = {key(r): r for r in rows(new_dir, "levels.csv")}
+    old, new = (keyed(d, "levels.csv", "cell", "level", "setting") for d in (old_dir, new_dir))
     out = []
     for k, o in old.items():
         if k not in new:
