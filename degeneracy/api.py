@@ -450,12 +450,16 @@ def reproduce(
     device: str = "auto",
     progress: Callable[[str], None] | None = None,
     settle: bool = False,
+    first_seed: int = 0,
+    seeds: int | None = None,
 ):
     """Every cell of the paper's table at `scale` (see `degeneracy.reproduce`): trains what is
     missing (resumable), analyzes, writes levels.csv, verdicts.csv, grid.csv, summary.md and
     the report; with `settle`, also the dynamics settling study (`reproduce.settle`: stored
-    networks re-probed on more trials, DSA at a variance-keeping rank). Returns the outcome
-    (per-cell results, paths)."""
+    networks re-probed on more trials, DSA at a variance-keeping rank). `seeds` networks per
+    condition (default: the scale's) from `first_seed` on: `first_seed=16` is an independent
+    replication of the small scale's 16 seeds. Returns the outcome (per-cell results, paths)."""
+    from degeneracy.reproduce.cells import Seeds
     from degeneracy.reproduce.run import prepare, run
 
     plan = prepare(
@@ -466,6 +470,7 @@ def reproduce(
         threads,
         pick_device(device),
         progress,
+        Seeds(first_seed, seeds),
     )
     folder = Path(out) if out is not None else None
     return run(registry, plan, folder, grid, train_missing, None, progress, settle=settle)

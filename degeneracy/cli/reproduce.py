@@ -68,6 +68,22 @@ def reproduce(
             "variance (settle.csv, settle_verdicts.csv, settle.md; resumable).",
         ),
     ] = False,
+    seeds: Annotated[
+        int | None,
+        typer.Option(
+            "--seeds",
+            help="Networks per condition [default: the scale's: 3 tiny, 16 small, 50 paper].",
+            show_default=False,
+        ),
+    ] = None,
+    first_seed: Annotated[
+        int,
+        typer.Option(
+            "--first-seed",
+            help="Seeds start here: --first-seed 16 replicates the small scale on a new "
+            "sample (seeds 16-31), written to reproduce-small-seeds16-31.",
+        ),
+    ] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     registry: RegistryOpt = None,
 ) -> None:
@@ -81,11 +97,13 @@ def reproduce(
     """
     from degeneracy.api import pick_device
     from degeneracy.cli.training import run_jobs
+    from degeneracy.reproduce.cells import Seeds
     from degeneracy.reproduce.run import prepare, run
 
+    sample = Seeds(first_seed, seeds)  # bad counts fail here, before a registry is created
     dev = pick_device(device)
     reg = open_registry(registry, create=True)
-    plan = prepare(reg, scale, only, workers, threads, dev, say)
+    plan = prepare(reg, scale, only, workers, threads, dev, say, sample)
     rows = []
     for pc in plan.cells:
         nets = sum(len(j.seeds) for j in pc.jobs)

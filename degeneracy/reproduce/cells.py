@@ -9,6 +9,7 @@ paper and docs/FIDELITY.md; nothing is tuned to make a cell agree.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from importlib import resources
 
@@ -107,8 +108,54 @@ def select(only: list[str] | None) -> list[Cell]:
     return out
 
 
-def load(scale: str, cell: Cell) -> tuple[str, str, list[Job]]:
-    """(spec text, sweep name, jobs) of one cell at one scale."""
-    text = spec_text(scale, cell.name)
-    name, jobs = parse_spec(text, f"reproduce/{scale}/{cell.name}.toml")
+@dataclass(frozen=True)
+class Seeds:
+    """Which seeds every condition trains: `count` from `first` (None: the scale's count).
+
+    The default sample is seeds 0 .. count-1; `first=16` draws an independent sample (new
+    initializations and data) of the same conditions, `count=32` a larger one that contains
+    the default sample."""
+
+    first: int = 0
+    count: int | None = None
+
+    def __post_init__(self):
+        if self.first < 0 or (self.count is not None and self.count < 1):
+            raise RegistryError(
+                "the first seed (--first-seed) must be >= 0 and the seed count (--seeds) >= 1; "
+                f"got {self.first} and {self.count}"
+            )
+
+    @property
+    def default(self) -> bool:
+        return self.first == 0 and self.count is None
+
+    def apply(self, text: str, source: str) -> str:
+        """The spec text with its `seeds = N` line replaced by this sample's explicit list (the
+        registered sweep then records exactly the seeds trained)."""
+        if self.default:
+            return text
+        line = re.search(r"^seeds = (\d+)$", text, re.MULTILINE)
+        if line is None:
+            raise RegistryError(f"{source}: no 'seeds = N' line to replace")
+        count = self.count if self.count is not None else int(line.group(1))
+        seeds = list(range(self.first, self.first + count))
+        return text[: line.start()] + f"seeds = {seeds}" + text[line.end() :]
+
+    def label(self, count: int) -> str:
+        """'16' for the default sample, '16 (seeds 16-31)' otherwise."""
+        if self.default:
+            return str(count)
+        return f"{count} (seeds {self.first}-{self.first + count - 1})"
+
+    def suffix(self, count: int) -> str:
+        """The output folder's suffix: '' for the default sample, '-seeds16-31' otherwise."""
+        return "" if self.default else f"-seeds{self.first}-{self.first + count - 1}"
+
+
+def load(scale: str, cell: Cell, seeds: Seeds | None = None) -> tuple[str, str, list[Job]]:
+    """(spec text, sweep name, jobs) of one cell at one scale (`seeds`: another sample)."""
+    source = f"reproduce/{scale}/{cell.name}.toml"
+    text = (seeds or Seeds()).apply(spec_text(scale, cell.name), source)
+    name, jobs = parse_spec(text, source)
     return text, name, jobs

@@ -22,7 +22,7 @@ from degeneracy.analysis.grid import COLUMNS as GRID_COLUMNS
 from degeneracy.analysis.report import DSA_NOTE
 from degeneracy.analysis.report import VERDICT_COLUMNS as REPORT_VERDICT_COLUMNS
 from degeneracy.registry.ids import network_id
-from degeneracy.reproduce.cells import Cell, load, select
+from degeneracy.reproduce.cells import Cell, Seeds, load, select
 from degeneracy.training.sweep import Job, missing_seeds, sweep_id
 
 Say = Callable[[str], None]
@@ -96,6 +96,7 @@ class Plan:
     workers: int = 1
     threads: int = 1  # torch threads per worker
     device: str = "cpu"
+    seeds: Seeds = field(default_factory=Seeds)  # which sample of seeds every condition trains
 
     @property
     def networks(self) -> int:
@@ -119,12 +120,15 @@ class Plan:
         return sorted(self.todo, key=lambda i: (-self.budget_seconds(i), i))
 
 
-def make_plan(registry, scale: str, only: list[str] | None = None) -> Plan:
+def make_plan(
+    registry, scale: str, only: list[str] | None = None, seeds: Seeds | None = None
+) -> Plan:
+    seeds = seeds or Seeds()
     cells = []
     for cell in select(only):
-        text, name, jobs = load(scale, cell)
+        text, name, jobs = load(scale, cell, seeds)
         cells.append(PlannedCell(cell, text, name, jobs))
-    plan = Plan(scale, cells)
+    plan = Plan(scale, cells, seeds=seeds)
     seen: dict[str, int] = {}
     for pc in cells:
         for job in pc.jobs:
@@ -196,8 +200,10 @@ def prepare(
     threads: int | None = None,
     device: str = "cpu",
     say: Say | None = None,
+    seeds: Seeds | None = None,
 ) -> Plan:
-    """The plan, with each condition's per-step cost measured at the threads a worker gets."""
+    """The plan, with each condition's per-step cost measured at the threads a worker gets
+    (`seeds`: another sample than the scale's seeds 0 .. count-1)."""
     import torch
 
     from degeneracy.registry.errors import RegistryError
@@ -205,7 +211,7 @@ def prepare(
 
     if workers < 1 or (threads is not None and threads < 1):
         raise RegistryError("workers and threads must be >= 1")
-    plan = make_plan(registry, scale, only)
+    plan = make_plan(registry, scale, only, seeds)
     plan.workers, plan.threads, plan.device = workers, thread_budget(workers, threads), device
     before = torch.get_num_threads()
     torch.set_num_threads(plan.threads)
@@ -242,7 +248,7 @@ def run(
     from degeneracy.analysis.report import clear_page
 
     t0 = time.perf_counter()
-    folder = Path(out) if out is not None else registry.root / f"reproduce-{plan.scale}"
+    folder = Path(out) if out is not None else registry.root / default_folder(plan)
     if folder.exists():
         clear_page(folder)
     if plan.todo and train_missing:
@@ -252,7 +258,7 @@ def run(
 
     with _analysis_pool(plan) as pool:
         executor = None if pool is None else PoolPairs(pool)
-        results = [analyze_cell(registry, pc, grid, say, executor) for pc in plan.cells]
+        results = [analyze_cell(registry, pc, grid, say, executor, plan.seeds) for pc in plan.cells]
     info = versions(plan.device)
     command = command or f"degeneracy reproduce --scale {plan.scale}"
     paths = write_outputs(
@@ -271,6 +277,13 @@ def run(
         with _analysis_pool(plan) as pool:
             paths.update(study.run(registry, plan, folder, say, pool))
     return Outcome(results, paths, report, time.perf_counter() - t0, trained)
+
+
+def default_folder(plan: Plan) -> str:
+    """reproduce-SCALE for the scale's own seeds; reproduce-SCALE-seedsA-B for another sample
+    (so a replication never overwrites the first sample's page)."""
+    count = len(plan.cells[0].jobs[0].seeds) if plan.cells else 0
+    return f"reproduce-{plan.scale}{plan.seeds.suffix(count)}"
 
 
 def _analysis_pool(plan: Plan):
@@ -315,7 +328,12 @@ class CellResult:
 
 
 def analyze_cell(
-    registry, pc: PlannedCell, grid: bool = True, say: Say | None = None, executor=None
+    registry,
+    pc: PlannedCell,
+    grid: bool = True,
+    say: Say | None = None,
+    executor=None,
+    seeds: Seeds | None = None,
 ) -> CellResult:
     """A cell's levels, verdicts and DSA grid (`executor`: where missing pairs are computed,
     `analyze`'s; None: in this process)."""
@@ -362,7 +380,7 @@ def analyze_cell(
 
     settings = {
         "provenance": provenance_lines(registry, where),
-        "seeds": len(pc.jobs[0].seeds),
+        "seeds": (seeds or Seeds()).label(len(pc.jobs[0].seeds)),
         "hidden": sorted({j.experiment.hidden for j in pc.jobs}),
         "threshold": exp.train.threshold,
         "budget": f"{exp.train.max_epochs} epochs x {exp.train.steps_per_epoch} steps",
