@@ -8,8 +8,8 @@ import pytest
 
 from degeneracy.analysis.grouping import column_sql, setting_value
 from degeneracy.registry.errors import RegistryError
-from degeneracy.reproduce.cells import CELLS, SCALES, load, select
-from degeneracy.reproduce.run import make_plan, train
+from degeneracy.reproduce.cells import CELLS, SCALES, Seeds, load, select
+from degeneracy.reproduce.run import default_folder, make_plan, train
 from tests.cli.helpers import assert_user_error, run_cli
 
 #: what a scale may change: seeds, widths, thresholds and budgets
@@ -215,8 +215,61 @@ def test_tiny_scale_end_to_end_and_resumable(tmp_path):
     }
 
 
+def test_another_sample_draws_new_seeds_of_the_same_conditions():
+    cell = CELLS["delayed_discrimination_l1"]
+    text, _, jobs = load("small", cell)
+    text16, _, jobs16 = load("small", cell, Seeds(first=16))
+    text32, _, jobs32 = load("small", cell, Seeds(count=32))
+    assert [j.seeds for j in jobs] == [list(range(16))] * len(jobs)
+    assert [j.seeds for j in jobs16] == [list(range(16, 32))] * len(jobs)
+    assert [j.seeds for j in jobs32] == [list(range(32))] * len(jobs)
+    # the conditions are the same; the registered spec names the exact seeds trained
+    assert [j.experiment for j in jobs16] == [j.experiment for j in jobs]
+    assert "seeds = [16, 17," in text16 and "seeds = 16\n" in text
+    assert text16.replace("seeds = " + str(list(range(16, 32))), "seeds = 16") == text
+    assert load("small", cell, Seeds())[0] == text  # the default sample: the same sweep id
+
+    plain = make_plan(None, "small", ["delayed_discrimination_l1"])
+    other = make_plan(None, "small", ["delayed_discrimination_l1"], Seeds(first=16))
+    bigger = make_plan(None, "small", ["delayed_discrimination_l1"], Seeds(count=32))
+    ids, ids16, ids32 = (set(p.cells[0].ids()) for p in (plain, other, bigger))
+    assert len(ids) == len(ids16) == 64 and not ids & ids16  # an independent sample
+    assert ids32 == ids | ids16  # 32 seeds: the first sample and the second, pooled
+    assert default_folder(plain) == "reproduce-small"
+    assert default_folder(other) == "reproduce-small-seeds16-31"
+    assert default_folder(bigger) == "reproduce-small-seeds0-31"
+    assert Seeds().label(16) == "16" and Seeds(16).label(16) == "16 (seeds 16-31)"
+    for bad in (dict(first=-1), dict(count=0)):
+        with pytest.raises(RegistryError, match="--first-seed"):
+            Seeds(**bad)
+
+
+def test_a_replication_trains_and_reports_its_own_seeds(tmp_path):
+    reg = tmp_path / "reg"
+    args = ("reproduce", "--scale", "tiny", "--only", "flipflop_complexity", "--no-grid")
+    res = run_cli(*args, "--first-seed", "5", "--seeds", "2", "--threads", "1", registry=reg)
+    assert res.returncode == 0, res.stderr[-3000:]
+    seeds = run_cli(
+        "query", "SELECT DISTINCT seed FROM networks ORDER BY 1", "--format", "csv", registry=reg
+    )
+    assert seeds.stdout.split() == ["seed", "5", "6"]
+    out = reg / "reproduce-tiny-seeds5-6"
+    assert [int(r["n"]) for r in _read(out / "levels.csv")] == [2, 2, 2]
+    assert "| flipflop_complexity | 2 (seeds 5-6) |" in (out / "summary.md").read_text()
+    assert not (reg / "reproduce-tiny").exists()  # the default sample's page is not touched
+    sweep = run_cli("query", "SELECT spec FROM sweeps", "--format", "csv", registry=reg)
+    assert "seeds = [5, 6]" in sweep.stdout
+    # the default sample of the same cell shares no network with this one: all 9 to train
+    dry = run_cli(*args, "--dry-run", registry=reg)
+    assert "9 network(s); 9 to train" in dry.stdout, dry.stdout
+
+
 def test_bad_reproduce_input_is_one_line(tmp_path):
     assert_user_error(run_cli("reproduce", "--scale", "huge", registry=tmp_path / "r"), "--scale")
+    for flag, value in (("--seeds", "0"), ("--first-seed", "-2")):
+        bad = run_cli("reproduce", flag, value, "--dry-run", registry=tmp_path / "s")
+        assert_user_error(bad, "--first-seed")
+    assert not (tmp_path / "s").exists()  # refused before a registry was created
     assert_user_error(
         run_cli("reproduce", "--only", "nonsense", "--dry-run", registry=tmp_path / "r"),
         "no cell",
