@@ -1,0 +1,128 @@
+"""Independent samples of the same reproduce scale, pooled: verdicts on twice the networks.
+
+    python docs/results/pool_runs.py DIR_A DIR_B [...] > OUT.md
+
+Each DIR is a folder `degeneracy reproduce` wrote (levels.csv, grid.csv) for the same scale
+and code but disjoint seeds (`--first-seed`), so the samples are independent. The rule, fixed
+before the third sample was seen: per cell and level, each measure's pooled value is the mean
+of the samples' values and its standard error √(Σ SEᵢ²) / k (k samples; equal weights, not
+inverse-variance ones, which would favour whichever sample's noisy SE came out small); the
+noise floor and the chance level are pooled the same way; n is the sum. The verdicts then come
+from the package's own rule (`report.contravariance_rows`: 2 SE, floor, at least 3 networks
+at each end), and a dynamics direction must hold at all 9 points of the DSA grid, each point
+pooled the same way (its low and high ends averaged, its 2 SE as √(Σ 2SEᵢ²) / k, its floor
+averaged). Prints, as markdown, each sample's verdict beside the pooled one.
+"""
+
+import csv
+import math
+import sys
+
+from degeneracy.analysis.grid import grid_verdict
+from degeneracy.analysis.report import contravariance_rows
+
+#: levels.csv column -> analyze's name (what contravariance_rows reads)
+MEASURES = {
+    "behavior": "behavior",
+    "dynamics": "dsa",
+    "dynamics_floor": "dsa_floor",
+    "weights": "pif",
+    "weights_chance": "pif_chance",
+}
+
+
+def read(folder: str, name: str) -> list[dict]:
+    with open(f"{folder}/{name}", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def number(text: str):
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+def pool_values(values: list[str], ses: list[str] | None) -> tuple[float | None, float | None]:
+    """The mean of the samples' values and its SE (None where a sample lacks one)."""
+    have = [i for i, v in enumerate(values) if v != ""]
+    if len(have) != len(values):
+        return None, None  # a level measured in one sample only is not pooled
+    mean = sum(float(values[i]) for i in have) / len(have)
+    if ses is None or any(ses[i] == "" for i in have):
+        return mean, None
+    return mean, math.sqrt(sum(float(ses[i]) ** 2 for i in have)) / len(have)
+
+
+def pooled_levels(samples: list[list[dict]]) -> dict[str, list[dict]]:
+    """Per cell: one row per level in analyze's naming, pooled over the samples."""
+    keyed = [{(r["cell"], r["level"]): r for r in rows} for rows in samples]
+    out: dict[str, list[dict]] = {}
+    for key, first in keyed[0].items():
+        rows = [k.get(key) for k in keyed]
+        if any(r is None for r in rows):
+            continue
+        row = {"task": first["task"], first["factor"]: number(first["level"])}
+        row["n"] = sum(int(r["n"]) for r in rows)
+        for col, name in MEASURES.items():
+            se_col = f"{col}_se"
+            ses = [r[se_col] for r in rows] if se_col in first else None
+            value, se = pool_values([r[col] for r in rows], ses)
+            row[name], row[f"{name}_se"] = value, se
+        out.setdefault(key[0], []).append(row)
+    return out
+
+
+def pooled_grid(samples: list[list[dict]]) -> dict[str, list[dict]]:
+    """Per cell: the DSA grid's points, each pooled over the samples."""
+    keyed = [{(r["cell"], r["n_delays"], r["rank"], r["setting"]): r for r in s} for s in samples]
+    out: dict[str, list[dict]] = {}
+    for key in keyed[0]:
+        rows = [k.get(key) for k in keyed]
+        if any(r is None for r in rows):
+            continue
+        k = len(rows)
+        point = {"setting": key[3]}
+        if any(r["verdict"] == "n/a" or r["low"] == "" or r["high"] == "" for r in rows):
+            point.update(measured="", verdict="n/a")
+        else:
+            low = sum(float(r["low"]) for r in rows) / k
+            high = sum(float(r["high"]) for r in rows) / k
+            two_se = math.sqrt(sum(float(r["2 SE"]) ** 2 for r in rows)) / k
+            floor = sum(float(r["floor"] or 0) for r in rows) / k
+            diff = high - low
+            ok = abs(diff) > two_se and abs(diff) > floor
+            arrow = "↑" if diff > 0 else "↓" if diff < 0 else "→"
+            point.update(measured=arrow, verdict="resolved" if ok else "not resolved")
+        out.setdefault(key[0], []).append(point)
+    return out
+
+
+def main() -> None:
+    dirs = sys.argv[1:]
+    if len(dirs) < 2:
+        sys.exit("usage: pool_runs.py DIR_A DIR_B [...]")
+    levels = pooled_levels([read(d, "levels.csv") for d in dirs])
+    grids = pooled_grid([read(d, "grid.csv") for d in dirs])
+    verdicts = [{(r["cell"], r["level"]): r for r in read(d, "verdicts.csv")} for d in dirs]
+    first = {r["cell"]: r for r in read(dirs[0], "levels.csv")}
+    head = " | ".join(f"sample {i + 1}" for i in range(len(dirs)))
+    print(f"| cell | level | {head} | pooled: measured, difference (2 SE, floor), n | verdict |")
+    print("| --- | --- | " + "--- | " * len(dirs) + "--- | --- |")
+    for cell, rows in levels.items():
+        factor = first[cell]["factor"]
+        task = rows[0]["task"]
+        grid = {(task, factor): grid_verdict(grids[cell])} if cell in grids else None
+        for v in contravariance_rows({(task, factor): (rows, [])}, grid):
+            each = [d.get((cell, v["level"]), {}).get("verdict", "–") for d in verdicts]
+            floor = f", floor {v['floor']}" if v["floor"] else ""
+            print(
+                f"| {cell} | {v['level']} | {' | '.join(each)} | {v['measured']} "
+                f"{v['difference']} (2 SE {v['2 SE']}{floor}), {v['n']} | {v['verdict']}"
+                + (f"; grid: {v['DSA grid']}" if v["DSA grid"] else "")
+                + " |"
+            )
+
+
+if __name__ == "__main__":
+    main()
