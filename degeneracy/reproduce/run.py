@@ -605,8 +605,8 @@ def caveats(results: list[CellResult]) -> list[str]:
         widths = sorted({h for s in settings for h in s["hidden"]})
         out.append(
             f"{task}: MSE threshold {', '.join(f'{t:g}' for t in thr)} (the paper's: "
-            f"{TASKS[task].paper_threshold:g}); {', '.join(map(str, seeds))} seeds per "
-            f"condition (the paper: 50); hidden {', '.join(map(str, widths))} (the paper: 128 "
+            f"{TASKS[task].paper_threshold:g}); networks per condition "
+            f"{', '.join(map(str, seeds))} (the paper: 50); hidden {', '.join(map(str, widths))} (the paper: 128 "
             "outside its width sweep)."
         )
     out += [

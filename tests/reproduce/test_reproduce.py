@@ -256,6 +256,7 @@ def test_a_replication_trains_and_reports_its_own_seeds(tmp_path):
     out = reg / "reproduce-tiny-seeds5-6"
     assert [int(r["n"]) for r in _read(out / "levels.csv")] == [2, 2, 2]
     assert "| flipflop_complexity | 2 (seeds 5-6) |" in (out / "summary.md").read_text()
+    assert "networks per condition 2 (seeds 5-6)" in (out / "report.html").read_text()
     assert not (reg / "reproduce-tiny").exists()  # the default sample's page is not touched
     sweep = run_cli("query", "SELECT spec FROM sweeps", "--format", "csv", registry=reg)
     assert "seeds = [5, 6]" in sweep.stdout
