@@ -106,7 +106,7 @@ def main() -> None:
     grids = pooled_grid([read(d, "grid.csv") for d in dirs])
     verdicts = [{(r["cell"], r["level"]): r for r in read(d, "verdicts.csv")} for d in dirs]
     first = {r["cell"]: r for r in read(dirs[0], "levels.csv")}
-    head = " | ".join(f"sample {i + 1}" for i in range(len(dirs)))
+    head = " | ".join(d.rstrip("/").rsplit("/", 1)[-1] for d in dirs)
     print(f"| cell | level | {head} | pooled: measured, difference (2 SE, floor), n | verdict |")
     print("| --- | --- | " + "--- | " * len(dirs) + "--- | --- |")
     for cell, rows in levels.items():
