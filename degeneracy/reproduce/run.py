@@ -606,8 +606,8 @@ def caveats(results: list[CellResult]) -> list[str]:
         out.append(
             f"{task}: MSE threshold {', '.join(f'{t:g}' for t in thr)} (the paper's: "
             f"{TASKS[task].paper_threshold:g}); networks per condition "
-            f"{', '.join(map(str, seeds))} (the paper: 50); hidden {', '.join(map(str, widths))} (the paper: 128 "
-            "outside its width sweep)."
+            f"{', '.join(map(str, seeds))} (the paper: 50); hidden "
+            f"{', '.join(map(str, widths))} (the paper: 128 outside its width sweep)."
         )
     out += [
         DSA_NOTE,
