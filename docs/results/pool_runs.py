@@ -43,15 +43,20 @@ def number(text: str):
         return float(text)
 
 
+def mean_and_se(values: list[float], ses: list[float]) -> tuple[float, float]:
+    """The mean of k samples' values, and its standard error √(Σ SEᵢ²) / k."""
+    k = len(values)
+    return sum(values) / k, math.sqrt(sum(se**2 for se in ses)) / k
+
+
 def pool_values(values: list[str], ses: list[str] | None) -> tuple[float | None, float | None]:
-    """The mean of the samples' values and its SE (None where a sample lacks one)."""
-    have = [i for i, v in enumerate(values) if v != ""]
-    if len(have) != len(values):
-        return None, None  # a level measured in one sample only is not pooled
-    mean = sum(float(values[i]) for i in have) / len(have)
-    if ses is None or any(ses[i] == "" for i in have):
-        return mean, None
-    return mean, math.sqrt(sum(float(ses[i]) ** 2 for i in have)) / len(have)
+    """The pooled value and its SE (None where a sample lacks one); a level measured in only
+    some samples is not pooled."""
+    if any(v == "" for v in values):
+        return None, None
+    if ses is None or any(se == "" for se in ses):
+        return sum(map(float, values)) / len(values), None
+    return mean_and_se(list(map(float, values)), list(map(float, ses)))
 
 
 def pooled_levels(samples: list[list[dict]]) -> dict[str, list[dict]]:
@@ -87,8 +92,9 @@ def pooled_grid(samples: list[list[dict]]) -> dict[str, list[dict]]:
             point.update(measured="", verdict="n/a")
         else:
             low = sum(float(r["low"]) for r in rows) / k
-            high = sum(float(r["high"]) for r in rows) / k
-            two_se = math.sqrt(sum(float(r["2 SE"]) ** 2 for r in rows)) / k
+            high, two_se = mean_and_se(
+                [float(r["high"]) for r in rows], [float(r["2 SE"]) for r in rows]
+            )
             floor = sum(float(r["floor"] or 0) for r in rows) / k
             diff = high - low
             ok = abs(diff) > two_se and abs(diff) > floor
