@@ -90,6 +90,16 @@ def _creatable(root: Path) -> bool:
     return True
 
 
+def _write_placeholders(layout: Layout) -> None:
+    """Each array kind's empty placeholder file (the views bind to it), where missing."""
+    from degeneracy.registry.parquet_files import write_placeholder
+    from degeneracy.schema.arrays import ARRAY_SCHEMAS
+
+    for kind in ARRAY_KINDS:
+        if not layout.placeholder(kind).exists():
+            write_placeholder(layout.placeholder(kind), ARRAY_SCHEMAS[kind])
+
+
 class Registry:
     """A registry folder: `catalog.duckdb` plus `data/<kind>/task=<task>/<ensemble>.parquet`.
 
@@ -132,17 +142,12 @@ class Registry:
             return cls.open(root)
         if root.exists() and (not root.is_dir() or not _creatable(root)):
             raise RegistryError(f"{root} exists and is not an empty folder or a registry")
-        from degeneracy.registry.parquet_files import write_placeholder
-        from degeneracy.schema.arrays import ARRAY_SCHEMAS
-
         # Safe against concurrent creators and a kill midway: every step is idempotent, the
         # catalog is built under a per-process temporary name and linked into place only if
         # no other process got there first (os.link never overwrites).
         tmp = layout.root / f".{layout.catalog.name}.{os.getpid()}.tmp"
         try:
-            for kind in ARRAY_KINDS:
-                if not layout.placeholder(kind).exists():
-                    write_placeholder(layout.placeholder(kind), ARRAY_SCHEMAS[kind])
+            _write_placeholders(layout)
             tmp.unlink(missing_ok=True)
             con = duckdb.connect(str(tmp))
             try:
@@ -209,6 +214,16 @@ class Registry:
             if version < ddl.SCHEMA_VERSION:
                 ddl.migrate(con, str(self.layout.data))
             if moved or stale:
+                # a catalog copied without its data folder: the views' empty placeholders
+                # (no data) are rewritten so they bind; registered files stay missing, which
+                # reading them and `check` then report
+                try:
+                    _write_placeholders(self.layout)
+                except OSError as exc:
+                    raise RegistryError(
+                        f"cannot write the empty placeholders under {self.layout.data}: "
+                        f"{exc.strerror or exc}"
+                    ) from exc
                 con.execute("BEGIN TRANSACTION")
                 ddl.create_views(con, str(self.layout.data))
                 con.execute("INSERT OR REPLACE INTO meta VALUES ('root', ?)", [str(self.root)])

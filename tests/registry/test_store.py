@@ -172,6 +172,20 @@ def test_a_moved_registry_still_opens(filled, tmp_path):
         con.close()
 
 
+def test_a_catalog_copied_without_its_data_opens_and_names_what_is_missing(filled, tmp_path):
+    """Only catalog.duckdb copied (the arrays left behind): the catalog tables read, the
+    placeholders come back, and reading an array kind is one error naming `check`."""
+    dest = tmp_path / "catalog-only"
+    dest.mkdir()
+    shutil.copy(filled.root / "catalog.duckdb", dest / "catalog.duckdb")
+    reg = Registry.open(dest)
+    assert reg.sql("SELECT count(*) AS n FROM networks")["n"][0] == 6
+    with pytest.raises(RegistryError, match="registered data file.* missing.*check"):
+        reg.sql("SELECT count(*) FROM weights")
+    # the original is untouched
+    assert filled.sql("SELECT count(*) AS n FROM weights")["n"][0] == 60
+
+
 def test_a_copied_registry_opens_in_both_places(filled, tmp_path):
     dest = tmp_path / "copy"
     shutil.copytree(filled.root, dest)
