@@ -30,7 +30,13 @@ from importlib import import_module
 from typing import Any
 
 from degeneracy.analysis import svcca
-from degeneracy.analysis.params import DSAMetricParams, DSAParams, PIFParams, TrajParams
+from degeneracy.analysis.params import (
+    BehaviorParams,
+    DSAMetricParams,
+    DSAParams,
+    PIFParams,
+    TrajParams,
+)
 from degeneracy.registry.errors import RegistryError
 from degeneracy.registry.ids import params_hash
 from degeneracy.schema.kinds import PARAM_NAMES
@@ -215,17 +221,20 @@ def _pif_group(g: Group) -> dict[str, Value]:
 
 
 def _behavior_group(g: Group) -> dict[str, Value]:
+    """The paper's spread (std of OOD loss) and, beside it, the spread of log OOD loss: a
+    ratio scale on which one network far out in the tail weighs less (None if a loss is 0)."""
     import numpy as np
 
     from degeneracy.analysis.summary import behavior
 
-    std, mean, se = behavior(np.array([x for x in g.ood if x is not None]))
-    return {"behavior": (std, se, "{}"), "behavior_mean": (mean, None, "{}")}
-
-
-@dataclass(frozen=True)
-class NoParams:
-    pass
+    _, p, text, _ = resolve("behavior", g.params)
+    x = np.array([x for x in g.ood if x is not None], dtype=np.float64)
+    std, mean, se = behavior(x, se=p.se)
+    log: Value = (None, None, text)
+    if len(x) and (x > 0).all():
+        log_std, _, log_se = behavior(np.log(x), se=p.se)
+        log = (log_std, log_se, text)
+    return {"behavior": (std, se, text), "behavior_mean": (mean, None, text), "behavior_log": log}
 
 
 @dataclass(frozen=True)
@@ -281,8 +290,8 @@ METRICS: dict[str, Metric] = {
         Metric(
             "behavior",
             "behavior",
-            "std of OOD loss across the group's networks (mean beside it)",
-            NoParams,
+            "std of OOD loss across the group's networks (mean and std of log loss beside it)",
+            BehaviorParams,
             _behavior_group,
         ),
         Metric(

@@ -253,9 +253,10 @@ def caption(rows: list[dict], factor: str, series: list[str] | None = None) -> s
     for r, label in zip(rows, labels):
         by.setdefault(label, []).append(r)
     parts = [
-        "Points: the group value over its converged networks; bars: ±1 bootstrap SE over "
-        "networks; dashed grey: the dynamics noise floor and the weights' value at "
-        f"initialization; ringed: fewer than {MIN_N} networks (no SE, never a direction)."
+        "Points: the group value over its converged networks; bars: ±1 SE over networks "
+        "(behavior: jackknife; the others: bootstrap); dashed grey: the dynamics noise floor "
+        "and the weights' value at initialization; "
+        f"ringed: fewer than {MIN_N} networks (no SE, never a direction)."
     ]
     for label, sub in by.items():
         sub, panels = level_panels(sorted(sub, key=lambda r: r[factor]), factor)

@@ -17,7 +17,7 @@ def bootstrap_indices(n: int, boots: int = BOOTSTRAP, seed: int = 0) -> np.ndarr
     return np.random.default_rng(seed).integers(0, n, (boots, n))
 
 
-def behavior(ood_losses: np.ndarray, se: str = "bootstrap") -> tuple[float, float, float]:
+def behavior(ood_losses: np.ndarray, se: str = "jackknife") -> tuple[float, float, float]:
     """(std across networks, mean, standard error of the std) of OOD losses."""
     x = np.asarray(ood_losses, dtype=np.float64)
     n = len(x)

@@ -84,7 +84,7 @@ def analyze(
     chunk_pairs: ChunkPairsOpt = None,
     registry: RegistryOpt = None,
 ) -> None:
-    """Degeneracy per group at the behavior, dynamics and weight levels (± bootstrap SE).
+    """Degeneracy per group at the behavior, dynamics and weight levels (± SE over networks).
 
     Results are stored in the `results` table; pairwise distances in the `pairwise` cache, so
     regrouping or adding networks computes only new pairs.

@@ -41,9 +41,10 @@ def demo(
     )
     emit(res.columns, res.levels, Format.table)
     typer.echo(
-        "degeneracy over the n converged networks of each level (± bootstrap SE over networks): "
-        "behavior = std of OOD loss; dsa = mean pairwise DSA distance (dynamics; reference fit, "
-        "10 delays, rank 10, angular score, rad) beside its noise floor (each network against "
+        "degeneracy over the n converged networks of each level (± SE over networks: jackknife "
+        "for behavior, bootstrap for the others): behavior = std of OOD loss; dsa = mean "
+        "pairwise DSA distance (dynamics; reference fit, 10 delays, rank 10, angular score, rad)"
+        " beside its noise floor (each network against "
         "itself on an independent probe set); pif = mean permutation-invariant weight distance "
         "(‖ΔW‖_F / n²) beside its chance level (the same networks at initialization)"
     )

@@ -40,6 +40,8 @@ LEVEL_COLUMNS = [
     "median_steps",
     "behavior",
     "behavior_se",
+    "behavior_log",
+    "behavior_log_se",
     "dynamics",
     "dynamics_se",
     "dynamics_floor",
@@ -494,8 +496,10 @@ def write_outputs(
         f"Dynamics: mean pairwise DSA distance beside its noise floor (each network against "
         f"itself on an independent probe set). {DSA_NOTE} "
         "Weights: mean pairwise PIF distance (‖ΔW‖_F / n²) beside its chance level (the same "
-        "networks at initialization). Behavior: std of OOD loss. ± = bootstrap standard error "
-        "over networks; n = converged networks used. A direction is resolved only when the "
+        "networks at initialization). Behavior: std of OOD loss (the paper's measure; its ± is a "
+        "jackknife SE over networks), beside it log behavior, the std of log OOD loss, where one "
+        "network far out in the tail weighs less. Other ± = bootstrap standard error over "
+        "networks; n = converged networks used. A direction is resolved only when the "
         "difference between the lowest and highest level exceeds 2 SE and (dynamics) the floor, "
         "and (dynamics) holds at all 9 points of the DSA grid (5/10/20 delays × rank 5/10/20).",
         "",
@@ -517,16 +521,18 @@ def write_outputs(
         "",
         "## Per level",
         "",
-        "| cell | level | converged / trained | n | behavior | dynamics | floor | weights | "
-        "chance | ‖ΔW‖/‖W₀‖ | kernel alignment |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| cell | level | converged / trained | n | behavior | log behavior | dynamics | floor | "
+        "weights | chance | ‖ΔW‖/‖W₀‖ | kernel alignment |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in levels:
         lines.append(
             f"| {r['cell']} | {r['factor']} = {r['level']}"
             + (f" ({r['setting']})" if r["setting"] not in ("", "all") else "")
             + f" | {r['converged']} / {r['trained']} | {r['n']} | "
-            f"{_fmt(r['behavior'], r['behavior_se'])} | {_fmt(r['dynamics'], r['dynamics_se'])} | "
+            f"{_fmt(r['behavior'], r['behavior_se'])} | "
+            f"{_fmt(r['behavior_log'], r['behavior_log_se'])} | "
+            f"{_fmt(r['dynamics'], r['dynamics_se'])} | "
             f"{_fmt(r['dynamics_floor'])} | {_fmt(r['weights'], r['weights_se'])} | "
             f"{_fmt(r['weights_chance'])} | {_fmt(r['weight_change'], r['weight_change_se'])} | "
             f"{_fmt(r['kernel_alignment'], r['kernel_alignment_se'])} |"

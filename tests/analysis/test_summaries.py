@@ -105,7 +105,7 @@ def test_bootstrap_errors_against_a_plain_loop():
         vals = [d[a, b] for i, a in enumerate(idx) for b in idx[i + 1 :] if a != b]
         if vals:
             means.append(np.mean(vals))
-    assert behavior(x)[2] == pytest.approx(np.std(stds, ddof=1))
+    assert behavior(x, se="bootstrap")[2] == pytest.approx(np.std(stds, ddof=1))
     assert mean_pairwise(d)[1] == pytest.approx(np.std(means, ddof=1))
     # a group of identical networks has no spread and no error
     assert mean_pairwise(np.zeros((4, 4))) == (0.0, 0.0)
@@ -146,3 +146,48 @@ def test_the_chunked_ntk_equals_one_jacobian_of_the_whole_batch(regime):
     want = (j @ j.T).numpy()
     for chunk in (5, 12, 50):  # uneven chunks, one chunk, a chunk longer than the trial
         np.testing.assert_allclose(ntk(spec, w, x, chunk=chunk), want, rtol=1e-12, atol=1e-14)
+
+
+def test_analyze_behavior_planted_losses_with_jackknife_default_and_log_spread(registry):
+    """Planted OOD losses (one far tail network): the paper's std, its leave-one-out SE by a
+    plain loop, the std of log losses beside it; `se = "bootstrap"` is a recorded setting."""
+    import dataclasses
+    import json
+
+    from degeneracy.analysis.analyze import analyze
+    from degeneracy.registry.errors import RegistryError
+    from tests.factories import condition, make_records
+
+    ood = np.array([0.004, 0.005, 0.006, 0.005, 0.05])
+    recs = [
+        dataclasses.replace(r, ood_loss=float(x), converged=True)
+        for r, x in zip(make_records(range(5)), ood)
+    ]
+    registry.write_ensemble(condition(complexity=1), recs)
+
+    def loo_se(v):
+        loo = np.array([np.std(np.delete(v, i)) for i in range(len(v))])
+        return np.sqrt((len(v) - 1) / len(v) * ((loo - loo.mean()) ** 2).sum())
+
+    _, (row,) = analyze(registry, ["behavior"], ["complexity"])
+    assert row["behavior"] == pytest.approx(np.std(ood))
+    assert row["behavior_se"] == pytest.approx(loo_se(ood))
+    assert row["behavior_mean"] == pytest.approx(np.mean(ood))
+    assert row["behavior_log"] == pytest.approx(np.std(np.log(ood)))
+    assert row["behavior_log_se"] == pytest.approx(loo_se(np.log(ood)))
+    # on the log scale the tail network weighs less: its std moves less when it is left out
+    assert np.std(np.log(ood[:4])) / np.std(np.log(ood)) > np.std(ood[:4]) / np.std(ood)
+    stored = registry.sql("SELECT DISTINCT params FROM results WHERE metric = 'behavior'")
+    assert [json.loads(p) for p in stored["params"]] == [{"se": "jackknife"}]
+
+    _, (boot,) = analyze(
+        registry, ["behavior"], ["complexity"], params={"behavior": {"se": "bootstrap"}}
+    )
+    draws = np.random.default_rng(0).integers(0, 5, (200, 5))
+    # the bootstrap draws index the group's networks in network-id order
+    by_id = registry.sql("SELECT ood_loss FROM networks ORDER BY network_id")["ood_loss"]
+    x = by_id.to_numpy()
+    assert boot["behavior_se"] == pytest.approx(np.std(x[draws].std(axis=1), ddof=1))
+    assert boot["behavior"] == row["behavior"]
+    with pytest.raises(RegistryError, match="se must be 'jackknife' or 'bootstrap'"):
+        analyze(registry, ["behavior"], ["complexity"], params={"behavior": {"se": "normal"}})
