@@ -80,9 +80,10 @@ class PIFParams:
 class BehaviorParams:
     """How behavior's standard error is estimated, over networks: "jackknife" (leave one out)
     or "bootstrap" (`summary.BOOTSTRAP` seeded resamples). The jackknife is the default
-    because it was measured the better calibrated on independent samples of heavy-tailed OOD
-    losses (docs/RESULTS.md, "Behavior's standard error"): the bootstrap's SE of a std over
-    7-16 networks came out 1.35-1.5x too small."""
+    because it was measured the better calibrated on disjoint groups of networks of one
+    condition, whose OOD losses are heavy-tailed (docs/results/behavior_se_calibration.md):
+    over 8 and 16 networks the bootstrap's SE of the std came out 1.45-1.51x too small, the
+    jackknife's 1.22-1.30x."""
 
     se: str = "jackknife"
 
