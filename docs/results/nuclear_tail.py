@@ -1,9 +1,10 @@
 """Why behavior spreads under the nuclear-norm penalty: the per-network OOD losses behind it.
 
-    python docs/results/nuclear_tail.py REGISTRY > nuclear_tail.md
+    python docs/results/nuclear_tail.py REGISTRY [HIDDEN] > nuclear_tail.md
 
-The delayed-discrimination nuclear-norm cell (1 channel, delay 5-20, threshold 1e-2, hidden 64):
-per penalty level and per independent sample (seeds 16-31, 32-47), the converged networks'
+The delayed-discrimination nuclear-norm cell (1 channel, delay 5-20, threshold 1e-2, hidden
+HIDDEN, default 64): per penalty level and per sample of 16 seeds (0-15, 16-31, ...: the
+samples are independent), the converged networks'
 OOD loss (delay doubled) as a distribution: median, 90th percentile, largest, the paper's std,
 the std of log loss, and how many networks sit beyond 3x the unpenalized networks' median;
 beside it the loss the networks reached in distribution and what the penalty did to the
@@ -18,38 +19,44 @@ import numpy as np
 from degeneracy import api
 
 CONDITION = """task = 'delayed_discrimination' AND regime = 'standard' AND l1 = 0
-  AND hidden_size = 64 AND seed BETWEEN 16 AND 47
+  AND hidden_size = {hidden}
   AND factors = (SELECT any_value(factors) FROM networks WHERE nuclear > 0)"""
 
 
-def main(path: str) -> None:
+def main(path: str, hidden: int = 64) -> None:
     reg = api.open(path)
     df = api.query(
         reg,
         f"SELECT network_id, nuclear, seed, ood_loss, final_loss, steps FROM networks "
-        f"WHERE converged AND {CONDITION} ORDER BY nuclear, seed",
+        f"WHERE converged AND {CONDITION.format(hidden=int(hidden))} ORDER BY nuclear, seed",
     )
     w = reg.load_weights(df["network_id"].to_list())  # final W_h, (networks, n, n)
     sv = np.linalg.svd(w.astype(np.float64), compute_uv=False)
     nuc = sv.sum(axis=1)
     pr = nuc**2 / (sv**2).sum(axis=1)
     level = df["nuclear"].to_numpy()
-    sample = np.where(df["seed"].to_numpy() < 32, "16-31", "32-47")
+    sample = np.array([f"{16 * (s // 16)}-{16 * (s // 16) + 15}" for s in df["seed"].to_list()])
+    samples = sorted(set(sample), key=lambda t: int(t.split("-")[0]))
     ood = df["ood_loss"].to_numpy()
     fin = df["final_loss"].to_numpy()
     steps = df["steps"].to_numpy()
     base = np.median(ood[level == 0])
     print("# Nuclear norm: the OOD losses behind behavior's spread\n")
     print(__doc__.split("\n\n", 2)[2].strip() + "\n")
-    print(f"Unpenalized median OOD loss (both samples): {base:.4f}; tail = above {3 * base:.4f}.\n")
+    print(
+        f"Hidden {hidden}. Unpenalized median OOD loss (all samples): {base:.4f}; "
+        f"tail = above {3 * base:.4f}.\n"
+    )
     print(
         "| nuclear | seeds | n | median | 90th pct | largest | std (paper) | std of log | "
         "in tail | final ID loss | ‖W_h‖_* | PR rank | median steps |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for lv in np.unique(level):
-        for s in ("16-31", "32-47", "both"):
-            m = (level == lv) & ((sample == s) | (s == "both"))
+        for s in [*samples, "all"]:
+            m = (level == lv) & ((sample == s) | (s == "all"))
+            if not m.any():
+                continue
             x = ood[m]
             print(
                 f"| {lv:g} | {s} | {m.sum()} | {np.median(x):.4f} | {np.quantile(x, 0.9):.4f} | "
@@ -57,7 +64,7 @@ def main(path: str) -> None:
                 f"{(x > 3 * base).sum()} | {fin[m].mean():.4f} | {nuc[m].mean():.1f} | "
                 f"{pr[m].mean():.1f} | {np.median(steps[m]):.0f} |"
             )
-    print("\nWithin each level (both samples), correlation of log OOD loss with:\n")
+    print("\nWithin each level (all samples), correlation of log OOD loss with:\n")
     print("| nuclear | n | final ID loss | ‖W_h‖_* | PR rank | steps |")
     print("| --- | --- | --- | --- | --- | --- |")
     for lv in np.unique(level):
@@ -68,4 +75,4 @@ def main(path: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:3])
