@@ -186,6 +186,31 @@ def test_a_catalog_copied_without_its_data_opens_and_names_what_is_missing(fille
     assert filled.sql("SELECT count(*) AS n FROM weights")["n"][0] == 60
 
 
+def test_a_moved_copy_opened_while_another_process_reads_it(filled, tmp_path):
+    """A copied registry whose catalog another process holds (so its views cannot be
+    rewritten): it opens with views of its own per connection, reads its own arrays, and a
+    copy of the catalog alone still names what is missing instead of failing to bind."""
+    dest = tmp_path / "copy"
+    shutil.copytree(filled.root, dest)
+    ids = _ids(filled)
+    with _reader_holding(Registry(dest)):
+        copy = Registry.open(dest)
+        assert copy._temp_views  # the read-only path, not the rewrite
+        assert copy.sql("SELECT count(*) AS n FROM weights")["n"][0] == 60
+        np.testing.assert_array_equal(copy.load_weights(ids), filled.load_weights(ids))
+    shutil.rmtree(filled.root / "data")  # the copy reads its own files, not the original's
+    with _reader_holding(Registry(dest)):
+        assert Registry.open(dest).load_weights(ids).shape[0] == len(ids)
+    alone = tmp_path / "catalog-only"
+    alone.mkdir()
+    shutil.copy(dest / "catalog.duckdb", alone / "catalog.duckdb")
+    with _reader_holding(Registry(alone)):
+        reg = Registry.open(alone)
+        assert reg.sql("SELECT count(*) AS n FROM networks")["n"][0] == 6
+        with pytest.raises(RegistryError, match="missing"):
+            reg.load_weights(ids)
+
+
 def test_a_copied_registry_opens_in_both_places(filled, tmp_path):
     dest = tmp_path / "copy"
     shutil.copytree(filled.root, dest)
