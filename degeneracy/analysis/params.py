@@ -92,6 +92,10 @@ class BehaviorParams:
             raise ValueError(f"se must be 'jackknife' or 'bootstrap', got {self.se!r}")
 
 
+#: how every printed ± is estimated, in words (report caption, summary.md, the demo's epilogue)
+SE_NOTE = f"{BehaviorParams().se} for behavior, bootstrap for the others"
+
+
 @dataclass(frozen=True)
 class TrajParams:
     """Metrics of probe trajectories: which stored probe set ("id", or "id_b" the replica)."""

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from degeneracy.analysis.grouping import setting_labels
+from degeneracy.analysis.params import SE_NOTE
 
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
 FACTORS = {
@@ -254,7 +255,7 @@ def caption(rows: list[dict], factor: str, series: list[str] | None = None) -> s
         by.setdefault(label, []).append(r)
     parts = [
         "Points: the group value over its converged networks; bars: ±1 SE over networks "
-        "(behavior: jackknife; the others: bootstrap); dashed grey: the dynamics noise floor "
+        f"({SE_NOTE}); dashed grey: the dynamics noise floor "
         "and the weights' value at initialization; "
         f"ringed: fewer than {MIN_N} networks (no SE, never a direction)."
     ]

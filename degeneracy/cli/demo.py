@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from degeneracy.analysis.params import SE_NOTE
 from degeneracy.cli.common import RegistryOpt, app, open_registry, pm, say, user_errors
 from degeneracy.cli.output import Format, emit
 
@@ -41,12 +42,11 @@ def demo(
     )
     emit(res.columns, res.levels, Format.table)
     typer.echo(
-        "degeneracy over the n converged networks of each level (± SE over networks: jackknife "
-        "for behavior, bootstrap for the others): behavior = std of OOD loss; dsa = mean "
-        "pairwise DSA distance (dynamics; reference fit, 10 delays, rank 10, angular score, rad)"
-        " beside its noise floor (each network against "
-        "itself on an independent probe set); pif = mean permutation-invariant weight distance "
-        "(‖ΔW‖_F / n²) beside its chance level (the same networks at initialization)"
+        f"degeneracy over the n converged networks of each level (± SE over networks: {SE_NOTE})"
+        ": behavior = std of OOD loss; dsa = mean pairwise DSA distance (dynamics; reference "
+        "fit, 10 delays, rank 10, angular score, rad) beside its noise floor (each network "
+        "against itself on an independent probe set); pif = mean permutation-invariant weight "
+        "distance (‖ΔW‖_F / n²) beside its chance level (the same networks at initialization)"
     )
     shown = ["behavior", "dsa", "dsa_floor", "pif", "pif_chance"]
     emit(

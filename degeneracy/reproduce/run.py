@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from degeneracy.analysis.grid import COLUMNS as GRID_COLUMNS
+from degeneracy.analysis.params import SE_NOTE
 from degeneracy.analysis.report import DSA_NOTE
 from degeneracy.analysis.report import VERDICT_COLUMNS as REPORT_VERDICT_COLUMNS
 from degeneracy.registry.ids import network_id
@@ -496,10 +497,10 @@ def write_outputs(
         f"Dynamics: mean pairwise DSA distance beside its noise floor (each network against "
         f"itself on an independent probe set). {DSA_NOTE} "
         "Weights: mean pairwise PIF distance (‖ΔW‖_F / n²) beside its chance level (the same "
-        "networks at initialization). Behavior: std of OOD loss (the paper's measure; its ± is a "
-        "jackknife SE over networks), beside it log behavior, the std of log OOD loss, where one "
-        "network far out in the tail weighs less. Other ± = bootstrap standard error over "
-        "networks; n = converged networks used. A direction is resolved only when the "
+        "networks at initialization). Behavior: std of OOD loss (the paper's measure), beside "
+        "it log behavior, the std of log OOD loss, where one network far out in the tail weighs "
+        f"less. ± = standard error over networks ({SE_NOTE}); n = converged networks used. "
+        "A direction is resolved only when the "
         "difference between the lowest and highest level exceeds 2 SE and (dynamics) the floor, "
         "and (dynamics) holds at all 9 points of the DSA grid (5/10/20 delays × rank 5/10/20).",
         "",
