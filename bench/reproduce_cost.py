@@ -8,14 +8,14 @@ The conditions of the scale's cells that are stored in REGISTRY are costed (the 
 out and counted). A stacked ensemble steps only its still-active networks (`train_ensemble`
 drops a network once it stops), so a condition's cost is the sum over its training of the cost
 of one step at the number of networks still active. That cost is measured at the full ensemble
-(K) and at K/4 networks, a + b·k fitted through the two; each timing is the difference between
-a 1-step and a 9-step run, the median of 3 (one run of each, as the plan's timer does, moved
-by up to ±60 % between runs on this VM). Printed per condition: networks, the longest and the
-summed steps, seconds per step at K and at K/4, and minutes two ways: the ensemble stepped at
-full K until its last network stops (the earlier, pessimistic estimate) and with the active
-set shrinking. Then the whole run's training wall time with W workers of 1 thread, both ways,
-and with the shrinking set in plan order (how `reproduce` queued ensembles before d7d143f).
-Run it on an otherwise idle machine: the per-step cost is timed.
+(K) and at K/4 networks, a + b·k fitted through the two; each timing is the difference between a
+1-step and a 9-step run, the median of 3 (`reproduce.run.step_seconds`, the plan's own timer;
+one run of each moved by up to ±60 % between runs on this VM). Printed per condition: networks,
+the longest and the summed steps, seconds per step at K and at K/4, and minutes two ways: the
+ensemble stepped at full K until its last network stops (the earlier, pessimistic estimate) and
+with the active set shrinking. Then the whole run's training wall time with W workers of 1
+thread, both ways, and with the shrinking set in plan order (how `reproduce` queued ensembles
+before d7d143f). Run it on an otherwise idle machine: the per-step cost is timed.
 """
 
 from __future__ import annotations
@@ -23,30 +23,12 @@ from __future__ import annotations
 import argparse
 import heapq
 import os
-import statistics
-import time
-from dataclasses import replace
 
 import torch
 
 from degeneracy import api
 from degeneracy.registry.ids import network_id
-from degeneracy.reproduce.run import make_plan
-
-
-def step_seconds(exp, seeds: list[int], repeats: int = 3) -> float:
-    """Seconds per training step of `seeds` stacked: median over `repeats` of (9-step run −
-    1-step run) / 8, after one untimed warm-up run."""
-    from degeneracy.training.trainer import train_ensemble
-
-    def run(steps: int) -> float:
-        cfg = replace(exp.train, steps_per_epoch=steps, max_epochs=1)
-        t0 = time.perf_counter()
-        train_ensemble(replace(exp, train=cfg), seeds)
-        return time.perf_counter() - t0
-
-    run(1)
-    return statistics.median(max((run(9) - run(1)) / 8, 1e-6) for _ in range(repeats))
+from degeneracy.reproduce.run import make_plan, step_seconds
 
 
 def shrinking_cost(steps: list[int], a: float, b: float) -> float:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -151,11 +152,33 @@ def make_plan(
     return plan
 
 
-def measure_step_seconds(plan: Plan, device: str = "cpu", say: Say | None = None) -> None:
-    """Seconds per training step of each ensemble still to train, measured: a 1-step and a
-    5-step run of the same stacked model (the difference removes set-up and evaluation)."""
+def step_seconds(exp, seeds: list[int], device: str = "cpu", repeats: int = 3) -> float:
+    """Seconds per training step of `seeds` stacked, measured: the median over `repeats` of
+    (9-step run − 1-step run) / 8, the difference removing set-up and evaluation, after one
+    untimed run (a process's first also pays imports and first allocations). On a busy machine
+    one pair's difference can come out at or under 0 (single runs moved by ±60 % here); if the
+    median does, the 9-step runs' whole time / 9 is used: an upper bound, never 0."""
     from degeneracy.training.trainer import train_ensemble
 
+    def run(steps: int) -> float:
+        cfg = replace(exp.train, steps_per_epoch=steps, max_epochs=1)
+        t0 = time.perf_counter()
+        train_ensemble(replace(exp, train=cfg), seeds, device=device)
+        return time.perf_counter() - t0
+
+    run(1)
+    diffs, whole = [], []
+    for _ in range(repeats):
+        long = run(9)
+        diffs.append((long - run(1)) / 8)
+        whole.append(long / 9)
+    diff = statistics.median(diffs)
+    return diff if diff > 0 else statistics.median(whole)
+
+
+def measure_step_seconds(plan: Plan, device: str = "cpu", say: Say | None = None) -> None:
+    """Seconds per training step of each ensemble still to train (`step_seconds`), once per
+    distinct shape (task, its parameters, width, regime, networks)."""
     cache: dict[str, float] = {}
     for i, todo in plan.todo.items():
         exp = plan.work[i][0].experiment
@@ -165,15 +188,7 @@ def measure_step_seconds(plan: Plan, device: str = "cpu", say: Say | None = None
         if key not in cache:
             if say:
                 say(f"timing {exp.task.name} hidden {exp.hidden} x {len(todo)} networks")
-            times = []
-            # the first run in a process also pays one-off costs (imports, first allocations):
-            # untimed, or the first condition's 1-step run outlasts its 5-step run
-            for steps in (1, 1, 5) if not cache else (1, 5):
-                cfg = replace(exp.train, steps_per_epoch=steps, max_epochs=1)
-                t0 = time.perf_counter()
-                train_ensemble(replace(exp, train=cfg), todo, device=device)
-                times.append(time.perf_counter() - t0)
-            cache[key] = max((times[-1] - times[-2]) / 4, 1e-6)
+            cache[key] = step_seconds(exp, todo, device)
         plan.step_seconds[i] = cache[key]
 
 

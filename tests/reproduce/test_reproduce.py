@@ -3,6 +3,7 @@
 import csv
 import json
 import re
+from types import SimpleNamespace
 
 import pytest
 
@@ -72,6 +73,34 @@ def test_shared_conditions_are_planned_once():
     assert select(["flipflop"]) == [c for n, c in CELLS.items() if n.startswith("flipflop")]
     with pytest.raises(RegistryError, match="no cell"):
         select(["nonsense"])
+
+
+@pytest.mark.parametrize(
+    ("durations", "want"),
+    [
+        # (1-step, then per repeat 9-step and 1-step): a quiet machine, 0.1 s per step
+        ([9.0, 1.8, 1.0, 1.9, 1.1, 1.8, 1.0], 0.1),
+        # a busy one: the 1-step runs outlast the 9-step ones, so no difference is positive;
+        # the 9-step runs' whole time / 9 (median 1.8 s / 9), not the 0 the plan once printed
+        ([9.0, 1.8, 2.0, 0.9, 1.0, 2.7, 3.0], 0.2),
+    ],
+)
+def test_the_per_step_timer_is_the_median_difference_and_never_zero(monkeypatch, durations, want):
+    """`reproduce --dry-run` printed "at most 0 s" for 64 networks to train on a busy machine:
+    one 5-step run had finished faster than a 1-step run. Planted run times, no clock."""
+    from degeneracy.reproduce import run as run_module
+    from degeneracy.training import trainer
+
+    clock = iter(t for d in durations for t in (0.0, d))
+    steps: list[int] = []
+    monkeypatch.setattr(run_module, "time", SimpleNamespace(perf_counter=lambda: next(clock)))
+    monkeypatch.setattr(
+        trainer, "train_ensemble", lambda exp, seeds, device: steps.append(exp.train.max_steps)
+    )
+    exp = make_plan(None, "tiny").work[0][0].experiment
+    got = run_module.step_seconds(exp, [0, 1], "cpu")
+    assert steps == [1, 9, 1, 9, 1, 9, 1]  # max_steps = steps_per_epoch x 1 epoch
+    assert got == pytest.approx(want)
 
 
 def test_the_costliest_ensembles_train_first():
