@@ -55,6 +55,32 @@ def run(spec, params, x: np.ndarray) -> np.ndarray:
     return y.numpy()
 
 
+def memory(spec, params, w_h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per network, how durable the memory of f1 is with no second pulse: the largest
+    eigenvalue modulus of the one-step Jacobian diag(1 - h²) W_h at the end of a 20- and a
+    40-step delay (median over 9 values of f1; 1 = a mode that holds, below 1 = it decays by
+    that factor per step), and the ratio of the distances between the states of neighbouring
+    f1 values after 40 and after 20 steps (below 1: the values run together)."""
+    f1 = np.linspace(2.0, 10.0, 9)
+    t_total = FIXATION + PULSE + 41
+    x = np.zeros((len(f1), t_total, 1), np.float32)
+    x[:, FIXATION : FIXATION + PULSE, 0] = f1[:, None] / 10.0
+    k = w_h.shape[0]
+    with torch.no_grad():
+        rates, _ = forward(spec, params, torch.from_numpy(x).expand(k, *x.shape))
+    h = rates.numpy().astype(np.float64)  # (K, f1, T, H)
+    lead = np.empty((k, 2))
+    for j, delay in enumerate((20, 40)):
+        t = FIXATION + PULSE + delay
+        jac = (1 - h[:, :, t] ** 2)[..., None] * w_h[:, None]  # (K, f1, H, H)
+        lead[:, j] = np.median(np.abs(np.linalg.eigvals(jac)).max(axis=2), axis=1)
+    sep = [
+        np.linalg.norm(np.diff(h[:, :, FIXATION + PULSE + d], axis=1), axis=2).mean(1)
+        for d in (20, 40)
+    ]
+    return lead, sep[1] / sep[0]
+
+
 def main(path: str, hidden: int = 64) -> None:
     hidden = int(hidden)
     torch.set_num_threads(1)
@@ -147,6 +173,31 @@ def main(path: str, hidden: int = 64) -> None:
                     f"| {lv:g} | {name} | {sel.sum()} | {np.median(s):.2f} | {s.min():.2f} | "
                     f"{s.max():.2f} |"
                 )
+
+    lead, ratio = memory(spec, params, params["W_h"].numpy().astype(np.float64))
+    print("\n## How durable the memory of f1 is\n")
+    print(" ".join(memory.__doc__.split()).replace("Per network, how", "Per network: how"))
+    print("Medians over networks.\n")
+    print("| nuclear | group | n | leading eigenvalue, delay 20 | delay 40 | separation 40 / 20 |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for lv in np.unique(level):
+        for name, m in (("rest", ~tail), ("tail", tail)):
+            sel = (level == lv) & m
+            if sel.any():
+                print(
+                    f"| {lv:g} | {name} | {sel.sum()} | {np.median(lead[sel, 0]):.3f} | "
+                    f"{np.median(lead[sel, 1]):.3f} | {np.median(ratio[sel]):.3f} |"
+                )
+    print("\nWithin each level, correlation of log OOD loss with them:\n")
+    print("| nuclear | n | leading eigenvalue, delay 20 | f1 separation 40 / 20 |")
+    print("| --- | --- | --- | --- |")
+    for lv in np.unique(level):
+        m = level == lv
+        lo = np.log(ood[m])
+        print(
+            f"| {lv:g} | {m.sum()} | {np.corrcoef(lo, lead[m, 0])[0, 1]:+.2f} | "
+            f"{np.corrcoef(lo, ratio[m])[0, 1]:+.2f} |"
+        )
 
 
 if __name__ == "__main__":
