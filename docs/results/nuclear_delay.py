@@ -47,6 +47,17 @@ def trials(task, delay: int, t_total: int) -> tuple[np.ndarray, np.ndarray, np.n
     return x[..., None].astype(np.float32), y[..., None].astype(np.float32), window
 
 
+def groups(level: np.ndarray, tail: np.ndarray, whole: bool = False):
+    """(level, group name, mask) per penalty level: the rest, the tail (and all, if `whole`),
+    the empty ones left out."""
+    for lv in np.unique(level):
+        named = [("rest", ~tail), ("tail", tail)] + ([("all", np.ones_like(tail))] if whole else [])
+        for name, m in named:
+            sel = (level == lv) & m
+            if sel.any():
+                yield lv, name, sel
+
+
 def run(spec, params, x: np.ndarray) -> np.ndarray:
     k = next(iter(params.values())).shape[0]
     xt = torch.from_numpy(x).expand(k, *x.shape)
@@ -143,14 +154,10 @@ def main(path: str, hidden: int = 64) -> None:
         print(f"## {title}\n")
         print(f"| nuclear | group | n | {head} |")
         print(f"| --- | --- | --- | {rule} |")
-        for lv in np.unique(level):
-            for name, m in (("rest", ~tail), ("tail", tail), ("all", np.ones_like(tail))):
-                sel = (level == lv) & m
-                if not sel.any():
-                    continue
-                agg = values[sel].mean(axis=0) if values is acc else np.median(values[sel], 0)
-                cells = " | ".join(fmt.format(v) for v in agg)
-                print(f"| {lv:g} | {name} | {sel.sum()} | {cells} |")
+        for lv, name, sel in groups(level, tail, whole=True):
+            agg = values[sel].mean(axis=0) if values is acc else np.median(values[sel], 0)
+            cells = " | ".join(fmt.format(v) for v in agg)
+            print(f"| {lv:g} | {name} | {sel.sum()} | {cells} |")
         print()
 
     long_ = np.array(DELAYS) > task.delay_max
@@ -164,15 +171,12 @@ def main(path: str, hidden: int = 64) -> None:
     )
     print("| nuclear | group | n | median share | min | max |")
     print("| --- | --- | --- | --- | --- | --- |")
-    for lv in np.unique(level):
-        for name, m in (("rest", ~tail), ("tail", tail)):
-            sel = (level == lv) & m
-            if sel.any():
-                s = share[sel]
-                print(
-                    f"| {lv:g} | {name} | {sel.sum()} | {np.median(s):.2f} | {s.min():.2f} | "
-                    f"{s.max():.2f} |"
-                )
+    for lv, name, sel in groups(level, tail):
+        s = share[sel]
+        print(
+            f"| {lv:g} | {name} | {sel.sum()} | {np.median(s):.2f} | {s.min():.2f} | "
+            f"{s.max():.2f} |"
+        )
 
     lead, ratio = memory(spec, params, params["W_h"].numpy().astype(np.float64))
     print("\n## How durable the memory of f1 is\n")
@@ -180,14 +184,11 @@ def main(path: str, hidden: int = 64) -> None:
     print("Medians over networks.\n")
     print("| nuclear | group | n | leading eigenvalue, delay 20 | delay 40 | separation 40 / 20 |")
     print("| --- | --- | --- | --- | --- | --- |")
-    for lv in np.unique(level):
-        for name, m in (("rest", ~tail), ("tail", tail)):
-            sel = (level == lv) & m
-            if sel.any():
-                print(
-                    f"| {lv:g} | {name} | {sel.sum()} | {np.median(lead[sel, 0]):.3f} | "
-                    f"{np.median(lead[sel, 1]):.3f} | {np.median(ratio[sel]):.3f} |"
-                )
+    for lv, name, sel in groups(level, tail):
+        print(
+            f"| {lv:g} | {name} | {sel.sum()} | {np.median(lead[sel, 0]):.3f} | "
+            f"{np.median(lead[sel, 1]):.3f} | {np.median(ratio[sel]):.3f} |"
+        )
     print("\nWithin each level, correlation of log OOD loss with them:\n")
     print("| nuclear | n | leading eigenvalue, delay 20 | f1 separation 40 / 20 |")
     print("| --- | --- | --- | --- |")
