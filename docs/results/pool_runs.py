@@ -49,6 +49,16 @@ def mean_and_se(values: list[float], ses: list[float]) -> tuple[float, float]:
     return sum(values) / k, math.sqrt(sum(se**2 for se in ses)) / k
 
 
+def pool_point(
+    diffs: list[float], two_ses: list[float], floors: list[float]
+) -> tuple[float, float, float, bool]:
+    """One point's difference pooled over k samples: (mean difference, 2 SE √(Σ 2SEᵢ²) / k,
+    mean floor, resolved: |difference| beyond both)."""
+    diff, two_se = mean_and_se(diffs, two_ses)
+    floor = sum(floors) / len(floors)
+    return diff, two_se, floor, abs(diff) > two_se and abs(diff) > floor
+
+
 def pool_values(values: list[str], ses: list[str] | None) -> tuple[float | None, float | None]:
     """The pooled value and its SE (None where a sample lacks one); a level measured in only
     some samples is not pooled."""
@@ -86,18 +96,15 @@ def pooled_grid(samples: list[list[dict]]) -> dict[str, list[dict]]:
         rows = [k.get(key) for k in keyed]
         if any(r is None for r in rows):
             continue
-        k = len(rows)
         point = {"setting": key[3]}
         if any(r["verdict"] == "n/a" or r["low"] == "" or r["high"] == "" for r in rows):
             point.update(measured="", verdict="n/a")
         else:
-            low = sum(float(r["low"]) for r in rows) / k
-            high, two_se = mean_and_se(
-                [float(r["high"]) for r in rows], [float(r["2 SE"]) for r in rows]
+            diff, _, _, ok = pool_point(
+                [float(r["high"]) - float(r["low"]) for r in rows],
+                [float(r["2 SE"]) for r in rows],
+                [float(r["floor"] or 0) for r in rows],
             )
-            floor = sum(float(r["floor"] or 0) for r in rows) / k
-            diff = high - low
-            ok = abs(diff) > two_se and abs(diff) > floor
             arrow = "↑" if diff > 0 else "↓" if diff < 0 else "→"
             point.update(measured=arrow, verdict="resolved" if ok else "not resolved")
         out.setdefault(key[0], []).append(point)

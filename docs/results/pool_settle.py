@@ -14,9 +14,12 @@ the one keeping 95 % of every level's variance in that sample, so it may differ 
 """
 
 import csv
-import math
 import sys
 from pathlib import Path
+
+from pool_runs import pool_point
+
+from degeneracy.analysis.report import agreement
 
 KEY = ("cell", "trials", "rank_rule")
 
@@ -34,14 +37,13 @@ def read(folder: str) -> dict[tuple, dict]:
 
 
 def pooled(rows: list[dict]) -> tuple[float, float, float, str]:
-    k = len(rows)
-    diff = sum(float(r["difference"]) for r in rows) / k
-    two_se = math.sqrt(sum(float(r["2 SE"]) ** 2 for r in rows)) / k
-    floor = sum(float(r["floor"]) for r in rows) / k
-    if abs(diff) <= two_se or abs(diff) <= floor:
-        return diff, two_se, floor, "not resolved"
+    diff, two_se, floor, ok = pool_point(
+        [float(r["difference"]) for r in rows],
+        [float(r["2 SE"]) for r in rows],
+        [float(r["floor"]) for r in rows],
+    )
     arrow = "↑" if diff > 0 else "↓"
-    return diff, two_se, floor, "agrees" if arrow == rows[0]["paper"] else "disagrees"
+    return diff, two_se, floor, agreement("resolved" if ok else "", arrow, rows[0]["paper"])
 
 
 def main(folders: list[str]) -> None:
