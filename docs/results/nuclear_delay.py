@@ -19,6 +19,7 @@ import sys
 
 import numpy as np
 import torch
+from nuclear_tail import CONDITION  # the same cell, selected the same way
 
 from degeneracy import api
 from degeneracy.schema.kinds import PARAM_NAMES
@@ -26,9 +27,6 @@ from degeneracy.tasks import make_task
 from degeneracy.tasks.delayed_discrimination import FIXATION, PULSE, RESPONSE
 from degeneracy.training.model import ModelSpec, forward
 
-CONDITION = """task = 'delayed_discrimination' AND regime = 'standard' AND l1 = 0
-  AND hidden_size = {hidden}
-  AND factors = (SELECT any_value(factors) FROM networks WHERE nuclear > 0)"""
 DELAYS = (5, 10, 15, 20, 25, 30, 35, 40)
 PAIRS = 128
 
