@@ -7,6 +7,7 @@ import math
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
@@ -55,6 +56,25 @@ def test_pooling_two_samples_is_the_mean_with_the_root_sum_square_error(scripts)
     assert two_se == pytest.approx(math.sqrt(0.08) / 2)
     assert resolved
     assert not pool_point([0.3, 0.1], [0.2, 0.2], [0.3, 0.3])[3]  # under the floor
+
+
+def test_behavior_deviations_pooled_are_those_of_the_samples_taken_together(scripts):
+    from pool_runs import pooled_levels
+
+    rng = np.random.default_rng(0)
+    devs = [np.abs(rng.lognormal(-5, 1, n)) for n in (16, 15)]
+    samples = [
+        [{**_level("c", 1, 0.1, 0.01, len(d)), "behavior_mad": str(d.mean()),
+          "behavior_mad_se": str(d.std(ddof=1) / np.sqrt(len(d)))}]
+        for d in devs
+    ]  # fmt: skip
+    (row,) = pooled_levels(samples)["c"]
+    both = np.concatenate(devs)
+    assert row["behavior_mad"] == pytest.approx(both.mean())
+    assert row["behavior_mad_se"] == pytest.approx(both.std(ddof=1) / np.sqrt(31))
+    # a sample written before the deviations: not pooled (behavior's verdict falls back)
+    (old,) = pooled_levels([samples[0], [_level("c", 1, 0.1, 0.01, 16)]])["c"]
+    assert old["behavior_mad"] is None
 
 
 def test_the_committed_current_reading_is_what_the_committed_csvs_give(scripts):

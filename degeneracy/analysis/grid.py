@@ -79,7 +79,7 @@ def dsa_grid(
                 got = direction(sub, factor, "dsa")
                 if got is None:
                     continue
-                arrow, verdict, diff, two_se, floor = got
+                arrow, verdict, diff, two_se, floor, _ = got
                 ordered = sorted(sub, key=lambda x: x[factor])
                 lo, hi = ordered[0], ordered[-1]
                 out.append(

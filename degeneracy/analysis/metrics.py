@@ -222,10 +222,12 @@ def _pif_group(g: Group) -> dict[str, Value]:
 
 def _behavior_group(g: Group) -> dict[str, Value]:
     """The paper's spread (std of OOD loss) and, beside it, the spread of log OOD loss: a
-    ratio scale on which one network far out in the tail weighs less (None if a loss is 0)."""
+    ratio scale on which one network far out in the tail weighs less (None if a loss is 0);
+    and the mean absolute deviation from the median with its SE, which behavior's verdict
+    tests (`summary.spread_test`)."""
     import numpy as np
 
-    from degeneracy.analysis.summary import behavior
+    from degeneracy.analysis.summary import behavior, spread_deviations
 
     _, p, text, _ = resolve("behavior", g.params)
     x = np.array([x for x in g.ood if x is not None], dtype=np.float64)
@@ -234,7 +236,12 @@ def _behavior_group(g: Group) -> dict[str, Value]:
     if len(x) and (x > 0).all():
         log_std, _, log_se = behavior(np.log(x), se=p.se)
         log = (log_std, log_se, text)
-    return {"behavior": (std, se, text), "behavior_mean": (mean, None, text), "behavior_log": log}
+    return {
+        "behavior": (std, se, text),
+        "behavior_mean": (mean, None, text),
+        "behavior_log": log,
+        "behavior_mad": (*spread_deviations(x), text),
+    }
 
 
 @dataclass(frozen=True)

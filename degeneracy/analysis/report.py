@@ -13,7 +13,7 @@ import json
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -240,6 +240,7 @@ VERDICT_COLUMNS = [
     "difference",
     "2 SE",
     "floor",
+    "spread p",
     "paper",
     "verdict",
     "DSA grid",
@@ -269,9 +270,11 @@ def caption(rows: list[dict], factor: str, series: list[str] | None = None) -> s
             if got is None:
                 parts.append(f"{level.capitalize()}{where}: fewer than 2 measured levels.")
                 continue
-            arrow, verdict, diff, two_se, floor = got
+            arrow, verdict, diff, two_se, floor, p = got
             word = {"↑": "rises", "↓": "falls", "→": "does not change"}[arrow]
             bound = f"2 SE {two_se:.2g}" + (f", floor {floor:.2g}" if metric in FLOORS else "")
+            if p is not None:
+                bound += f", Brown–Forsythe p {p:.2g}"
             parts.append(
                 f"{level.capitalize()}{where} {word} by {abs(diff):.3g} from the lowest to the "
                 f"highest level ({bound}): {verdict}."
@@ -279,36 +282,69 @@ def caption(rows: list[dict], factor: str, series: list[str] | None = None) -> s
     return " ".join(parts)
 
 
-def direction(
-    rows: list[dict], factor: str, metric: str
-) -> tuple[str, str, float, float, float] | None:
-    """From the lowest to the highest factor value: (arrow, verdict, difference, 2 SE, floor).
+class Direction(NamedTuple):
+    """A level's change from the lowest to the highest factor value."""
 
-    The verdict is "resolved" only when |difference| exceeds both 2 standard errors
-    (2·√(se_low² + se_high²); needs both) and, for dynamics, the larger of the two groups'
-    noise floors; otherwise "not resolved"."""
+    arrow: str
+    verdict: str  # "resolved" or "not resolved"
+    difference: float
+    two_se: float
+    floor: float
+    p: float | None = None  # behavior: Brown–Forsythe's p (None: tested by 2 SE instead)
+
+
+#: behavior's verdict: the level of Brown–Forsythe's test of equal spread
+SPREAD_ALPHA = 0.05
+
+
+def _spread_p(lo: dict, hi: dict) -> tuple[float, float] | None:
+    """(Brown–Forsythe p, change of the mean absolute deviation) between two levels' rows, or
+    None where a row lacks `behavior_mad` (older tables) or has under MIN_N networks."""
+    from degeneracy.analysis.summary import spread_test
+
+    ends: list[tuple[Any, Any, Any]] = [
+        (r.get("behavior_mad"), r.get("behavior_mad_se"), r.get("n", 0)) for r in (lo, hi)
+    ]
+    if any(m is None or se is None or n < MIN_N for m, se, n in ends):
+        return None
+    (m0, s0, n0), (m1, s1, n1) = ends
+    return spread_test(m0, s0, n0, m1, s1, n1), m1 - m0
+
+
+def direction(rows: list[dict], factor: str, metric: str) -> Direction | None:
+    """From the lowest to the highest factor value: arrow, verdict, difference, 2 SE, floor.
+
+    Dynamics and weights are "resolved" only when |difference| exceeds both 2 standard
+    errors (2·√(se_low² + se_high²); needs both) and, for dynamics, the larger of the two
+    groups' noise floors. Behavior (the std of OOD loss) is resolved when Brown–Forsythe's
+    test of equal spread gives p < SPREAD_ALPHA and the spread it tests (mean absolute
+    deviation from the median) moves the std's way: the std's SE is measured too small on
+    heavy-tailed OOD losses, the test is not (`summary.spread_test`). Rows without the
+    deviations (tables written before the test) fall back to the 2-SE rule."""
     pts = sorted(
-        (
-            r[factor],
-            r[metric],
-            r.get(f"{metric}_se"),
-            r.get(FLOORS.get(metric, ""), None),
-            r.get("n", MIN_N),
-        )
-        for r in rows
-        if r.get(metric) is not None
+        ((r[factor], r) for r in rows if r.get(metric) is not None),
+        key=lambda t: t[0],
     )
     if len(pts) < 2:
         return None
-    (_, v0, s0, f0, n0), (_, v1, s1, f1, n1) = pts[0], pts[-1]
+    lo, hi = pts[0][1], pts[-1][1]
+    v0, v1 = lo[metric], hi[metric]
+    s0, s1 = lo.get(f"{metric}_se"), hi.get(f"{metric}_se")
+    f0, f1 = lo.get(FLOORS.get(metric, "")), hi.get(FLOORS.get(metric, ""))
+    n0, n1 = lo.get("n", MIN_N), hi.get("n", MIN_N)
     diff = v1 - v0
     two_se = 2 * float(np.sqrt((s0 or 0) ** 2 + (s1 or 0) ** 2))
     floor = max(f0 or 0.0, f1 or 0.0)
     arrow = "↑" if diff > 0 else "↓" if diff < 0 else "→"
+    spread = _spread_p(lo, hi) if metric == "behavior" else None
+    if spread is not None:
+        p, moved = spread
+        ok = p < SPREAD_ALPHA and np.sign(moved) == np.sign(diff) != 0
+        return Direction(arrow, "resolved" if ok else "not resolved", diff, two_se, floor, p)
     has_se = s0 is not None and s1 is not None and min(n0, n1) >= MIN_N
     has_floor = metric not in FLOORS or (f0 is not None and f1 is not None)
     ok = has_se and has_floor and abs(diff) > two_se and abs(diff) > floor
-    return arrow, "resolved" if ok else "not resolved", diff, two_se, floor
+    return Direction(arrow, "resolved" if ok else "not resolved", diff, two_se, floor)
 
 
 def agreement(verdict: str, arrow: str, paper: str) -> str:
@@ -390,7 +426,7 @@ def contravariance_rows(
                 paper = PAPER.get(factor, {}).get(LEVELS[metric][0], "")
                 if got is None:
                     continue
-                arrow, verdict, diff, two_se, floor = got
+                arrow, verdict, diff, two_se, floor, p = got
                 measured = sorted(
                     (r for r in sub if r.get(metric) is not None), key=lambda r: r[factor]
                 )
@@ -411,6 +447,7 @@ def contravariance_rows(
                         "difference": f"{diff:+.3g}",
                         "2 SE": f"{two_se:.2g}",
                         "floor": f"{floor:.2g}" if metric in FLOORS else "",
+                        "spread p": f"{p:.2g}" if p is not None else "",
                         "paper": paper,
                         "verdict": agrees,
                         "DSA grid": grid,
@@ -470,8 +507,11 @@ def render_html(
             "where the difference exceeds 2 standard errors (both ends need at least "
             f"{MIN_N} networks) and, for dynamics, the noise floor (a network's DSA distance "
             "to itself on an independent probe set) at every point of the DSA setting grid; "
-            "otherwise the verdict is 'not resolved'. n: converged networks at the lowest → "
-            "highest level.</p>"
+            "for behavior, where Brown–Forsythe's test of equal spread gives p < "
+            f"{SPREAD_ALPHA:g} (spread p) and its spread (mean absolute deviation from the "
+            "median) moves the std's way, since the std's SE is too small on heavy-tailed OOD "
+            "losses; otherwise the verdict is 'not resolved'. n: converged networks at the "
+            "lowest → highest level.</p>"
         )
         cols = VERDICT_COLUMNS
         parts.append("<table><tr>" + "".join(f"<th>{c}</th>" for c in cols) + "</tr>")

@@ -135,7 +135,17 @@ def reproduce(
         "degeneracy " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
         settle=settle,
     )
-    shown = ["cell", "level", "measured", "difference", "2 SE", "floor", "paper", "verdict"]
+    shown = [
+        "cell",
+        "level",
+        "measured",
+        "difference",
+        "2 SE",
+        "floor",
+        "spread p",
+        "paper",
+        "verdict",
+    ]
     emit(
         shown,
         [

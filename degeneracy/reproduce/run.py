@@ -21,7 +21,7 @@ from typing import Any
 
 from degeneracy.analysis.grid import COLUMNS as GRID_COLUMNS
 from degeneracy.analysis.params import SE_NOTE
-from degeneracy.analysis.report import DSA_NOTE
+from degeneracy.analysis.report import DSA_NOTE, SPREAD_ALPHA
 from degeneracy.analysis.report import VERDICT_COLUMNS as REPORT_VERDICT_COLUMNS
 from degeneracy.registry.ids import network_id
 from degeneracy.reproduce.cells import Cell, Seeds, load, select
@@ -44,6 +44,8 @@ LEVEL_COLUMNS = [
     "behavior_se",
     "behavior_log",
     "behavior_log_se",
+    "behavior_mad",
+    "behavior_mad_se",
     "dynamics",
     "dynamics_se",
     "dynamics_floor",
@@ -517,7 +519,10 @@ def write_outputs(
         f"less. ± = standard error over networks ({SE_NOTE}); n = converged networks used. "
         "A direction is resolved only when the "
         "difference between the lowest and highest level exceeds 2 SE and (dynamics) the floor, "
-        "and (dynamics) holds at all 9 points of the DSA grid (5/10/20 delays × rank 5/10/20).",
+        "and (dynamics) holds at all 9 points of the DSA grid (5/10/20 delays × rank 5/10/20); "
+        f"behavior's when Brown–Forsythe's test of equal spread gives p < {SPREAD_ALPHA:g} "
+        "(spread p) and its spread (mean absolute deviation from the median) moves the std's "
+        "way: the std's SE is measured too small on heavy-tailed OOD losses, the test is not.",
         "",
         "## Settings",
         "",
@@ -557,15 +562,17 @@ def write_outputs(
         "",
         "## Verdicts",
         "",
-        "| cell | level | measured | n | difference | 2 SE | floor | paper | verdict | DSA grid |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| cell | level | measured | n | difference | 2 SE | floor | spread p | paper | verdict "
+        "| DSA grid |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for v in verdicts:
         lines.append(
             f"| {v['cell']}"
             + (f" ({v['setting']})" if v["setting"] != "all" else "")
             + f" | {v['level']} | {v['measured']} | {v['n']} | {v['difference']} | {v['2 SE']} | "
-            f"{v['floor'] or '–'} | {v['paper']} | {v['verdict']} | {v['DSA grid'] or '–'} |"
+            f"{v['floor'] or '–'} | {v['spread p'] or '–'} | {v['paper']} | {v['verdict']} | "
+            f"{v['DSA grid'] or '–'} |"
         )
     missing = [res.cell.name for res in results if not res.verdicts]
     if missing:

@@ -72,6 +72,7 @@ COLUMNS = [
     "difference",
     "2 SE",
     "floor",
+    "spread p",
     "z",
     "n",
     "verdict",
@@ -154,6 +155,7 @@ def reading() -> list[dict]:
                     "difference": v["difference"],
                     "2 SE": v["2 SE"],
                     "floor": v["floor"],
+                    "spread p": v["spread p"],
                     "z": f"{z:.1f}" if z is not None else "",
                     "n": v["n"],
                     "verdict": v["verdict"],
@@ -185,9 +187,13 @@ def markdown(rows: list[dict]) -> str:
         "Rule: per cell the samples that have it are pooled (mean of values, SE √(Σ SEᵢ²) / k, "
         "floors and chance averaged); a direction counts when |difference| > 2 SE (and, for "
         "dynamics, > the noise floor) and, for dynamics, holds at all 9 pooled DSA grid points. "
-        "z = |difference| / SE. Behavior's SE is measured too small on independent groups "
-        '(jackknife about 1.25×, bootstrap about 1.5×: RESULTS.md, "Tenth sitting"), so a '
-        "behavior verdict with z under 3 may not survive that correction. The settling column "
+        "z = |difference| / SE. Behavior: where every pooled sample's levels.csv has the "
+        "deviations from the median, the verdict is Brown–Forsythe's test of equal spread "
+        "(spread p < 0.05, the mean absolute deviation moving the std's way), measured "
+        "calibrated on groups of one condition (behavior_spread_test.md); elsewhere it is the "
+        "2-SE rule, whose std SE is measured too small (jackknife about 1.25×, bootstrap about "
+        "1.5×), so such a verdict with z under 3 may not survive that correction. The settling "
+        "column "
         "pools the study's 9 points per cell (probe trials 32/128/512 × rank rules) over the "
         "samples that ran it (`pool_settle.py`).\n",
         "| " + " | ".join(COLUMNS) + " |",

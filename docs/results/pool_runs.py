@@ -11,7 +11,11 @@ noise floor and the chance level are pooled the same way; n is the sum. The verd
 from the package's own rule (`report.contravariance_rows`: 2 SE, floor, at least 3 networks
 at each end), and a dynamics direction must hold at all 9 points of the DSA grid, each point
 pooled the same way (its low and high ends averaged, its 2 SE as √(Σ 2SEᵢ²) / k, its floor
-averaged). Prints, as markdown, each sample's verdict beside the pooled one.
+averaged). Behavior's verdict is the package's test of equal spread (Brown–Forsythe) on the
+samples' deviations from their own medians taken together: each level's mean deviation and its
+SE are those of the union of the samples' deviations (exact from each sample's mean, SE and n);
+where a sample's levels.csv predates the deviations, behavior falls back to the 2-SE rule.
+Prints, as markdown, each sample's verdict beside the pooled one.
 """
 
 import csv
@@ -69,6 +73,21 @@ def pool_values(values: list[str], ses: list[str] | None) -> tuple[float | None,
     return mean_and_se(list(map(float, values)), list(map(float, ses)))
 
 
+def union_mean_and_se(
+    means: list[str], ses: list[str], ns: list[int]
+) -> tuple[float | None, float | None]:
+    """The mean of k samples' values taken together, and its SE (sd of the union / √N), from
+    each sample's mean, SE of the mean (sd / √n) and n; None if a sample lacks them."""
+    if any(v in ("", None) for v in [*means, *ses]):
+        return None, None
+    m, se = [float(v) for v in means], [float(v) for v in ses]
+    total = sum(ns)
+    mean = sum(n * x for n, x in zip(ns, m)) / total
+    within = sum((n - 1) * (e * math.sqrt(n)) ** 2 for n, e in zip(ns, se))
+    between = sum(n * (x - mean) ** 2 for n, x in zip(ns, m))
+    return mean, math.sqrt((within + between) / (total - 1)) / math.sqrt(total)
+
+
 def pooled_levels(samples: list[list[dict]]) -> dict[str, list[dict]]:
     """Per cell: one row per level in analyze's naming, pooled over the samples."""
     keyed = [{(r["cell"], r["level"]): r for r in rows} for rows in samples]
@@ -84,6 +103,11 @@ def pooled_levels(samples: list[list[dict]]) -> dict[str, list[dict]]:
             ses = [r[se_col] for r in rows] if se_col in first else None
             value, se = pool_values([r[col] for r in rows], ses)
             row[name], row[f"{name}_se"] = value, se
+        row["behavior_mad"], row["behavior_mad_se"] = union_mean_and_se(
+            [r.get("behavior_mad") for r in rows],
+            [r.get("behavior_mad_se") for r in rows],
+            [int(r["n"]) for r in rows],
+        )
         out.setdefault(key[0], []).append(row)
     return out
 
@@ -129,6 +153,7 @@ def main() -> None:
         for v in contravariance_rows({(task, factor): (rows, [])}, grid):
             each = [d.get((cell, v["level"]), {}).get("verdict", "–") for d in verdicts]
             floor = f", floor {v['floor']}" if v["floor"] else ""
+            floor += f", spread p {v['spread p']}" if v["spread p"] else ""
             print(
                 f"| {cell} | {v['level']} | {' | '.join(each)} | {v['measured']} "
                 f"{v['difference']} (2 SE {v['2 SE']}{floor}), {v['n']} | {v['verdict']}"

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from degeneracy.analysis.report import build_report, contravariance_rows, direction
+from degeneracy.analysis.report import MIN_N, build_report, contravariance_rows, direction
 from tests.factories import condition, make_records
 
 
@@ -89,7 +89,8 @@ def test_directions_need_two_standard_errors_and_the_floor():
             },
         ]
 
-    arrow, verdict, diff, two_se, floor = direction(rows(0.05), "complexity", "dsa")
+    arrow, verdict, diff, two_se, floor, p = direction(rows(0.05), "complexity", "dsa")
+    assert p is None  # a test of spread is behavior's alone
     assert (arrow, verdict) == ("↓", "resolved") and diff == pytest.approx(-0.2)
     assert two_se == pytest.approx(2 * np.sqrt(2) * 0.01) and floor == 0.05
     # the same difference under the noise floor is not a direction
@@ -102,6 +103,60 @@ def test_directions_need_two_standard_errors_and_the_floor():
     assert table["dynamics"]["verdict"] == "agrees"
     assert table["weights"]["verdict"] == "not resolved"
     assert table["behavior"]["measured"] == "→" and table["behavior"]["verdict"] == "not resolved"
+
+
+def _spread_rows(std, std_se, mad, mad_se, n=16):
+    return [
+        {
+            "complexity": c,
+            "n": n,
+            "behavior": s,
+            "behavior_se": se,
+            "behavior_mad": m,
+            "behavior_mad_se": mse,
+        }
+        for c, s, se, m, mse in zip((1, 3), std, std_se, mad, mad_se)
+    ]
+
+
+def test_behavior_verdict_is_brown_forsythes_test_not_the_std_s_2_se():
+    from scipy import stats
+
+    def p_of(rows):  # Student's t on the deviations from summary numbers (sd = SE·√n)
+        (a, b), n = rows, rows[0]["n"]
+        return stats.ttest_ind_from_stats(
+            a["behavior_mad"], a["behavior_mad_se"] * np.sqrt(n), n,
+            b["behavior_mad"], b["behavior_mad_se"] * np.sqrt(n), n,
+        ).pvalue  # fmt: skip
+
+    # the std doubles, 10 SE apart, but the deviations barely move: not a direction
+    rows = _spread_rows((0.2, 0.4), (0.01, 0.01), (0.10, 0.11), (0.02, 0.02))
+    got = direction(rows, "complexity", "behavior")
+    assert got.verdict == "not resolved" and got.two_se == pytest.approx(2 * np.sqrt(2) * 0.01)
+    assert got.p == pytest.approx(p_of(rows)) and got.p > 0.5
+    # under 2 SE of the std, yet the deviations rise 5 SE apart: resolved, p beside it
+    rows = _spread_rows((0.2, 0.25), (0.05, 0.05), (0.10, 0.20), (0.01, 0.01))
+    got = direction(rows, "complexity", "behavior")
+    assert (got.arrow, got.verdict) == ("↑", "resolved")
+    assert got.p == pytest.approx(p_of(rows)) and got.p < 1e-6
+    (row,) = [
+        r
+        for r in contravariance_rows({("flipflop", "complexity"): (rows, [])})
+        if r["level"] == "behavior"
+    ]
+    assert row["verdict"] == "disagrees" and row["spread p"] == f"{got.p:.2g}"  # paper: ↓
+    # the deviations fall while the std rises: the test does not speak for the std
+    rows = _spread_rows((0.2, 0.25), (0.05, 0.05), (0.20, 0.10), (0.01, 0.01))
+    assert direction(rows, "complexity", "behavior").verdict == "not resolved"
+    # too few networks at one end: no test, and the 2-SE rule needs MIN_N too
+    rows = _spread_rows((0.2, 0.4), (0.01, 0.01), (0.10, 0.20), (0.01, 0.01), n=MIN_N - 1)
+    got = direction(rows, "complexity", "behavior")
+    assert got.p is None and got.verdict == "not resolved"
+    # a table written before the test (no deviations): the 2-SE rule, as then
+    old = [{k: v for k, v in r.items() if "mad" not in k} for r in _spread_rows(
+        (0.2, 0.4), (0.01, 0.01), (0.1, 0.1), (0.01, 0.01))]  # fmt: skip
+    got = direction(old, "complexity", "behavior")
+    assert got.p is None and got.verdict == "resolved"
 
 
 def test_directions_are_per_setting_never_pooled():
@@ -167,7 +222,7 @@ def test_a_dynamics_direction_must_hold_across_the_dsa_grid():
 
 
 def test_too_few_networks_is_never_a_direction_and_the_caption_says_so():
-    from degeneracy.analysis.report import MIN_N, caption
+    from degeneracy.analysis.report import caption
 
     def rows(n_low):
         return [

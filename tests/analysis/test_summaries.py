@@ -148,6 +148,22 @@ def test_the_chunked_ntk_equals_one_jacobian_of_the_whole_batch(regime):
         np.testing.assert_allclose(ntk(spec, w, x, chunk=chunk), want, rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("sizes", [(8, 8), (16, 15), (5, 31)])
+def test_spread_test_is_scipys_brown_forsythe(sizes):
+    """From each group's mean deviation, its SE and n alone, the p of Levene's test centred at
+    the median (scipy, on the raw values), on heavy-tailed losses of unequal groups."""
+    from scipy import stats
+
+    from degeneracy.analysis.summary import spread_deviations, spread_test
+
+    rng = np.random.default_rng(sum(sizes))
+    a, b = (np.exp(rng.normal(-5, s, n)) for s, n in zip((0.5, 1.0), sizes))
+    got = spread_test(*spread_deviations(a), len(a), *spread_deviations(b), len(b))
+    assert got == pytest.approx(stats.levene(a, b, center="median").pvalue, rel=1e-9)
+    # identical groups: nothing to find
+    assert spread_test(*spread_deviations(a), len(a), *spread_deviations(a), len(a)) == 1.0
+
+
 def test_analyze_behavior_planted_losses_with_jackknife_default_and_log_spread(registry):
     """Planted OOD losses (one far tail network): the paper's std, its leave-one-out SE by a
     plain loop, the std of log losses beside it; `se = "bootstrap"` is a recorded setting."""
@@ -175,6 +191,9 @@ def test_analyze_behavior_planted_losses_with_jackknife_default_and_log_spread(r
     assert row["behavior_mean"] == pytest.approx(np.mean(ood))
     assert row["behavior_log"] == pytest.approx(np.std(np.log(ood)))
     assert row["behavior_log_se"] == pytest.approx(loo_se(np.log(ood)))
+    dev = np.abs(ood - 0.005)  # the median of the planted losses
+    assert row["behavior_mad"] == pytest.approx(dev.mean())
+    assert row["behavior_mad_se"] == pytest.approx(np.std(dev, ddof=1) / np.sqrt(5))
     # on the log scale the tail network weighs less: its std moves less when it is left out
     assert np.std(np.log(ood[:4])) / np.std(np.log(ood)) > np.std(ood[:4]) / np.std(ood)
     stored = registry.sql("SELECT DISTINCT params FROM results WHERE metric = 'behavior'")

@@ -186,6 +186,8 @@ def test_tiny_scale_end_to_end_and_resumable(tmp_path):
                 "weights_se",
                 "weights_chance",
                 "behavior",
+                "behavior_mad",
+                "behavior_mad_se",
                 "weight_change",
             ):
                 assert r[col] != "", (name, col)
@@ -195,6 +197,8 @@ def test_tiny_scale_end_to_end_and_resumable(tmp_path):
             want.add("weights ÷ chance")
         assert levels_seen == want, name
     assert {r["verdict"] for r in verdicts} <= {"agrees", "disagrees", "not resolved"}
+    for r in verdicts:  # behavior's verdict is the spread test's: its p beside it, only there
+        assert (r["spread p"] != "") == (r["level"] == "behavior"), r
     delay = sorted(int(r["level"]) for r in levels if r["cell"] == "delayed_discrimination_delay")
     assert delay == [10, 20, 40]
     assert (out / "report.html").stat().st_size > 10_000
