@@ -135,17 +135,10 @@ def reproduce(
         "degeneracy " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
         settle=settle,
     )
-    shown = [
-        "cell",
-        "level",
-        "measured",
-        "difference",
-        "2 SE",
-        "floor",
-        "spread p",
-        "paper",
-        "verdict",
-    ]
+    from degeneracy.analysis.report import VERDICT_COLUMNS
+
+    # the verdicts table without the task/factor/setting the cell names, and the grid's text
+    shown = ["cell", *(c for c in VERDICT_COLUMNS[3:] if c not in ("n", "DSA grid"))]
     emit(
         shown,
         [

@@ -77,6 +77,7 @@ COLUMNS = [
     "n",
     "verdict",
     "DSA grid",
+    "behavior by the spread test",
     "settling points (agrees / disagrees / not resolved)",
 ]
 
@@ -113,6 +114,25 @@ def settle_counts(cell: str, samples: list[Sample]) -> str:
         f"{verdicts.count('agrees')} / {verdicts.count('disagrees')} / "
         f"{verdicts.count('not resolved')} of {len(keys)} ({names})"
     )
+
+
+def spread_reading(cell: str, have: list[Sample], levels: dict) -> str:
+    """Behavior's verdict by Brown–Forsythe's test over the samples whose levels.csv has the
+    deviations from the median (the older samples' registries are gone, so theirs cannot be
+    computed): verdict (arrow, p, samples, n)."""
+    rows = {s.name: [r for r in levels[s.name] if r["cell"] == cell] for s in have}
+    with_dev = [s for s in have if all(r.get("behavior_mad") for r in rows[s.name])]
+    if not with_dev:
+        return "–"
+    first = rows[with_dev[0].name][0]
+    lv = pooled_levels([rows[s.name] for s in with_dev])[cell]
+    (v,) = [
+        v
+        for v in contravariance_rows({(first["task"], first["factor"]): (lv, [])})
+        if v["level"] == "behavior"
+    ]
+    names = "+".join(s.name for s in with_dev)
+    return f"{v['verdict']} ({v['measured']} p {v['spread p']}, {names}, {v['n']})"
 
 
 def reading() -> list[dict]:
@@ -159,6 +179,9 @@ def reading() -> list[dict]:
                     "z": f"{z:.1f}" if z is not None else "",
                     "n": v["n"],
                     "verdict": v["verdict"],
+                    "behavior by the spread test": (
+                        spread_reading(cell, have, levels) if v["level"] == "behavior" else ""
+                    ),
                     "DSA grid": (
                         f"{v['DSA grid']} ({'+'.join(s.name for s in with_grid)})"
                         if v["DSA grid"]
