@@ -43,16 +43,14 @@ SAMPLES = (
     Sample(
         "S3",
         "16–31",
-        ("reproduce-small-seeds16-31-jackknife",),
+        ("reproduce-small-seeds16-31-spread",),
         ("reproduce-small-seeds16-31",),
         "jackknife",
     ),
     Sample(
         "S4",
         "32–47",
-        tuple(
-            f"reproduce-small-seeds32-47-{c}" for c in ("flipflop", "ffgamma", "nuclear", "width")
-        ),
+        ("reproduce-small-seeds32-47-spread",),
         ("reproduce-small-seeds32-47-ffgamma", "reproduce-small-seeds32-47-width"),
         "jackknife",
     ),
@@ -150,7 +148,7 @@ def reading() -> list[dict]:
             if cell in cells_in(levels[s.name]) and (s.name, cell) not in NOT_INDEPENDENT
         ]
         lv = pooled_levels([[r for r in levels[s.name] if r["cell"] == cell] for s in have])
-        # a sample whose run skipped the grid (S4's flip-flop and nuclear) pools without it
+        # a sample whose run skipped the grid pools without it
         with_grid = [s for s in have if any(r["cell"] == cell for r in grids[s.name])]
         gr = pooled_grid([[r for r in grids[s.name] if r["cell"] == cell] for s in with_grid])
         first = next(r for r in levels[have[0].name] if r["cell"] == cell)
