@@ -2,6 +2,8 @@
 
     python docs/results/current_reading.py      # writes current.md and current.csv beside it
 
+and prints the condensed table RESULTS.md carries ("The current reading").
+
 The committed results came in sittings, one sample of seeds at a time, and not every sample
 has every cell. This script is the one place that puts them together. Per cell it pools the
 samples that have the cell and are independent (see NOT_INDEPENDENT) with `pool_runs.py`'s
@@ -224,6 +226,27 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def condensed(rows: list[dict]) -> str:
+    """RESULTS.md's table: pooled verdicts, the spread test and the settling study per row."""
+    lines = [
+        "| cell | level | paper | samples | pooled: difference (2 SE, floor) | n | verdict | "
+        "behavior by the spread test | settling study, pooled (agrees / disagrees / not "
+        "resolved) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        floor = f", floor {r['floor']}" if r["floor"] else ""
+        grid = r["DSA grid"]
+        where = f"; grid {grid.split('(', 1)[1].split(')')[0]}" if "not resolved" in grid else ""
+        lines.append(
+            f"| {r['cell']} | {r['level']} | {r['paper']} | {r['samples']} | {r['measured']} "
+            f"{r['difference']} ({r['2 SE']}{floor}) | {r['n']} | {r['verdict']}{where} | "
+            f"{r['behavior by the spread test']} | "
+            f"{r['settling points (agrees / disagrees / not resolved)']} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     rows = reading()
     (HERE / "current.md").write_text(markdown(rows))
@@ -232,6 +255,7 @@ def main() -> None:
         w.writeheader()
         w.writerows(rows)
     print(f"{len(rows)} rows -> {HERE / 'current.md'}, {HERE / 'current.csv'}", file=sys.stderr)
+    print(condensed(rows))
 
 
 if __name__ == "__main__":
