@@ -241,6 +241,8 @@ def _behavior_group(g: Group) -> dict[str, Value]:
         "behavior_mean": (mean, None, text),
         "behavior_log": log,
         "behavior_mad": (*spread_deviations(x), text),
+        # the networks with an OOD loss: the test's n (a group's n counts all its networks)
+        "behavior_n": (len(x), None, text),
     }
 
 

@@ -299,13 +299,15 @@ SPREAD_ALPHA = 0.05
 
 def _spread_p(lo: dict, hi: dict) -> tuple[float, float] | None:
     """(Brown–Forsythe p, change of the mean absolute deviation) between two levels' rows, or
-    None where a row lacks `behavior_mad` (older tables) or has under MIN_N networks."""
+    None where a row lacks `behavior_mad` (older tables) or has under MIN_N networks with an
+    OOD loss (`behavior_n`; tables without it: `n`)."""
     from degeneracy.analysis.summary import spread_test
 
     ends: list[tuple[Any, Any, Any]] = [
-        (r.get("behavior_mad"), r.get("behavior_mad_se"), r.get("n", 0)) for r in (lo, hi)
+        (r.get("behavior_mad"), r.get("behavior_mad_se"), r.get("behavior_n", r.get("n", 0)))
+        for r in (lo, hi)
     ]
-    if any(m is None or se is None or n < MIN_N for m, se, n in ends):
+    if any(m is None or se is None or not n or n < MIN_N for m, se, n in ends):
         return None
     (m0, s0, n0), (m1, s1, n1) = ends
     return spread_test(m0, s0, n0, m1, s1, n1), m1 - m0

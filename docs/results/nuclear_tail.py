@@ -17,6 +17,7 @@ import sys
 import numpy as np
 
 from degeneracy import api
+from degeneracy.analysis.summary import spread_deviations, spread_test
 
 CONDITION = """task = 'delayed_discrimination' AND regime = 'standard' AND l1 = 0
   AND hidden_size = {hidden}
@@ -64,6 +65,22 @@ def main(path: str, hidden: int = 64) -> None:
                 f"{(x > 3 * base).sum()} | {fin[m].mean():.4f} | {nuc[m].mean():.1f} | "
                 f"{pr[m].mean():.1f} | {np.median(steps[m]):.0f} |"
             )
+    print(
+        "\nEach penalty against the unpenalized networks: behavior's verdict test "
+        "(Brown–Forsythe, `summary.spread_test`; 'all': the samples as one group):\n"
+    )
+    print("| nuclear | " + " | ".join(f"seeds {t}" for t in samples) + " | all seeds |")
+    print("| --- | " + " | ".join("---" for _ in [*samples, "all"]) + " |")
+    for lv in np.unique(level)[1:]:
+        ps = []
+        for s in [*samples, "all"]:
+            a, b = (ood[(level == v) & ((sample == s) | (s == "all"))] for v in (0, lv))
+            if min(len(a), len(b)) < 3:
+                ps.append("–")
+                continue
+            p = spread_test(*spread_deviations(a), len(a), *spread_deviations(b), len(b))
+            ps.append(f"{'↑' if b.std() > a.std() else '↓'} p {p:.2g} ({len(a)} → {len(b)})")
+        print(f"| {lv:g} | " + " | ".join(ps) + " |")
     print("\nWithin each level (all samples), correlation of log OOD loss with:\n")
     print("| nuclear | n | final ID loss | ‖W_h‖_* | PR rank | steps |")
     print("| --- | --- | --- | --- | --- | --- |")

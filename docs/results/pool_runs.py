@@ -106,8 +106,10 @@ def pooled_levels(samples: list[list[dict]]) -> dict[str, list[dict]]:
         row["behavior_mad"], row["behavior_mad_se"] = union_mean_and_se(
             [r.get("behavior_mad") for r in rows],
             [r.get("behavior_mad_se") for r in rows],
-            [int(r["n"]) for r in rows],
+            [int(r.get("behavior_n") or r["n"]) for r in rows],  # networks with an OOD loss
         )
+        if all(r.get("behavior_n") for r in rows):
+            row["behavior_n"] = sum(int(r["behavior_n"]) for r in rows)
         out.setdefault(key[0], []).append(row)
     return out
 

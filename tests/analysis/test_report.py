@@ -152,6 +152,12 @@ def test_behavior_verdict_is_brown_forsythes_test_not_the_std_s_2_se():
     rows = _spread_rows((0.2, 0.4), (0.01, 0.01), (0.10, 0.20), (0.01, 0.01), n=MIN_N - 1)
     got = direction(rows, "complexity", "behavior")
     assert got.p is None and got.verdict == "not resolved"
+    # the test's n is the networks with an OOD loss, not the group's size
+    rows = _spread_rows((0.2, 0.25), (0.05, 0.05), (0.10, 0.20), (0.01, 0.01))
+    for r in rows:
+        r["behavior_n"] = 5
+    p5 = stats.ttest_ind_from_stats(0.10, 0.01 * np.sqrt(5), 5, 0.20, 0.01 * np.sqrt(5), 5).pvalue
+    assert direction(rows, "complexity", "behavior").p == pytest.approx(p5)
     # a table written before the test (no deviations): the 2-SE rule, as then
     old = [{k: v for k, v in r.items() if "mad" not in k} for r in _spread_rows(
         (0.2, 0.4), (0.01, 0.01), (0.1, 0.1), (0.01, 0.01))]  # fmt: skip

@@ -194,6 +194,7 @@ def test_analyze_behavior_planted_losses_with_jackknife_default_and_log_spread(r
     dev = np.abs(ood - 0.005)  # the median of the planted losses
     assert row["behavior_mad"] == pytest.approx(dev.mean())
     assert row["behavior_mad_se"] == pytest.approx(np.std(dev, ddof=1) / np.sqrt(5))
+    assert row["behavior_n"] == 5
     # on the log scale the tail network weighs less: its std moves less when it is left out
     assert np.std(np.log(ood[:4])) / np.std(np.log(ood)) > np.std(ood[:4]) / np.std(ood)
     stored = registry.sql("SELECT DISTINCT params FROM results WHERE metric = 'behavior'")
