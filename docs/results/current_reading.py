@@ -52,7 +52,7 @@ SAMPLES = (
     Sample(
         "S4",
         "32–47",
-        ("reproduce-small-seeds32-47-spread",),
+        ("reproduce-small-seeds32-47-spread", "reproduce-small-seeds32-47-rest"),
         ("reproduce-small-seeds32-47-ffgamma", "reproduce-small-seeds32-47-width"),
         "jackknife",
     ),
