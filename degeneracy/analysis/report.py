@@ -295,6 +295,12 @@ class Direction(NamedTuple):
 
 #: behavior's verdict: the level of Brown–Forsythe's test of equal spread
 SPREAD_ALPHA = 0.05
+#: behavior's verdict rule, in words (the report's table note and reproduce's summary.md)
+SPREAD_NOTE = (
+    f"behavior's when Brown–Forsythe's test of equal spread gives p < {SPREAD_ALPHA:g} "
+    "(spread p) and its spread (mean absolute deviation from the median) moves the std's way: "
+    "the std's SE is measured too small on heavy-tailed OOD losses, the test is not"
+)
 
 
 def _spread_p(lo: dict, hi: dict) -> tuple[float, float] | None:
@@ -509,11 +515,8 @@ def render_html(
             "where the difference exceeds 2 standard errors (both ends need at least "
             f"{MIN_N} networks) and, for dynamics, the noise floor (a network's DSA distance "
             "to itself on an independent probe set) at every point of the DSA setting grid; "
-            "for behavior, where Brown–Forsythe's test of equal spread gives p < "
-            f"{SPREAD_ALPHA:g} (spread p) and its spread (mean absolute deviation from the "
-            "median) moves the std's way, since the std's SE is too small on heavy-tailed OOD "
-            "losses; otherwise the verdict is 'not resolved'. n: converged networks at the "
-            "lowest → highest level.</p>"
+            f"{SPREAD_NOTE}; otherwise the verdict is 'not resolved'. n: converged networks at "
+            "the lowest → highest level.</p>"
         )
         cols = VERDICT_COLUMNS
         parts.append("<table><tr>" + "".join(f"<th>{c}</th>" for c in cols) + "</tr>")

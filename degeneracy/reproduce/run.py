@@ -21,7 +21,7 @@ from typing import Any
 
 from degeneracy.analysis.grid import COLUMNS as GRID_COLUMNS
 from degeneracy.analysis.params import SE_NOTE
-from degeneracy.analysis.report import DSA_NOTE, SPREAD_ALPHA
+from degeneracy.analysis.report import DSA_NOTE, SPREAD_NOTE
 from degeneracy.analysis.report import VERDICT_COLUMNS as REPORT_VERDICT_COLUMNS
 from degeneracy.registry.ids import network_id
 from degeneracy.reproduce.cells import Cell, Seeds, load, select
@@ -520,9 +520,7 @@ def write_outputs(
         "A direction is resolved only when the "
         "difference between the lowest and highest level exceeds 2 SE and (dynamics) the floor, "
         "and (dynamics) holds at all 9 points of the DSA grid (5/10/20 delays × rank 5/10/20); "
-        f"behavior's when Brown–Forsythe's test of equal spread gives p < {SPREAD_ALPHA:g} "
-        "(spread p) and its spread (mean absolute deviation from the median) moves the std's "
-        "way: the std's SE is measured too small on heavy-tailed OOD losses, the test is not.",
+        f"{SPREAD_NOTE}.",
         "",
         "## Settings",
         "",

@@ -32,7 +32,7 @@ import numpy as np
 from scipy import stats
 
 from degeneracy import api
-from degeneracy.analysis.summary import behavior
+from degeneracy.analysis.summary import behavior, spread_deviations
 from degeneracy.reproduce.cells import Seeds
 from degeneracy.reproduce.run import make_plan
 from degeneracy.reproduce.settle import cell_levels
@@ -139,8 +139,7 @@ def main(path: str) -> None:
         diff, two_se, resolved = two_se_call(a, b)
         p = brown_forsythe(a, b)
         arrow = "↑" if diff > 0 else "↓"
-        mad = [float(np.mean(np.abs(x - np.median(x)))) for x in (a, b)]  # what BF compares
-        bf_arrow = "↑" if mad[1] > mad[0] else "↓"
+        bf_arrow = "↑" if spread_deviations(b)[0] > spread_deviations(a)[0] else "↓"
         out.append(
             f"| {name} | {seeds} | {levels[0].value} → {levels[-1].value} | "
             f"{len(a)} → {len(b)} | {diff:+.3g} | {two_se:.2g} | "

@@ -101,7 +101,7 @@ def settle_counts(cell: str, samples: list[Sample]) -> str:
         rows: dict = {}
         for folder in s.settle:
             if list((HERE / folder).glob("settle_verdicts*.csv")):
-                rows.update({k: v for k, v in read_settle(str(HERE / folder)).items()})
+                rows.update(read_settle(str(HERE / folder)))
         points = {k: v for k, v in rows.items() if k[0] == cell}
         if points:
             tables.append((s.name, points))
