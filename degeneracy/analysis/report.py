@@ -241,6 +241,7 @@ VERDICT_COLUMNS = [
     "2 SE",
     "floor",
     "spread p",
+    "Holm p",
     "paper",
     "verdict",
     "DSA grid",
@@ -456,12 +457,33 @@ def contravariance_rows(
                         "2 SE": f"{two_se:.2g}",
                         "floor": f"{floor:.2g}" if metric in FLOORS else "",
                         "spread p": f"{p:.2g}" if p is not None else "",
+                        "_p": p,
                         "paper": paper,
                         "verdict": agrees,
                         "DSA grid": grid,
                     }
                 )
-    return out
+    return holm_spread(out)
+
+
+#: the Holm column, in words (the report's table note and reproduce's summary.md)
+HOLM_NOTE = (
+    "Holm p: the spread p adjusted by Holm's step-down method for every behavior test in the "
+    "table, the family-wise chance of any false call; the verdict itself uses the spread p"
+)
+
+
+def holm_spread(rows: list[dict]) -> list[dict]:
+    """Set each row's "Holm p": its spread p adjusted (`summary.holm`) for all the rows of
+    the table that carry one (the raw p rides in "_p"); in place, and returned."""
+    from degeneracy.analysis.summary import holm
+
+    tested = [r for r in rows if r.get("_p") is not None]
+    for r, adjusted in zip(tested, holm([r["_p"] for r in tested])):
+        r["Holm p"] = f"{adjusted:.2g}"
+    for r in rows:
+        r.setdefault("Holm p", "")
+    return rows
 
 
 def render_html(
@@ -515,8 +537,8 @@ def render_html(
             "where the difference exceeds 2 standard errors (both ends need at least "
             f"{MIN_N} networks) and, for dynamics, the noise floor (a network's DSA distance "
             "to itself on an independent probe set) at every point of the DSA setting grid; "
-            f"{SPREAD_NOTE}; otherwise the verdict is 'not resolved'. n: converged networks at "
-            "the lowest → highest level.</p>"
+            f"{SPREAD_NOTE}; otherwise the verdict is 'not resolved'. {HOLM_NOTE}. n: converged "
+            "networks at the lowest → highest level.</p>"
         )
         cols = VERDICT_COLUMNS
         parts.append("<table><tr>" + "".join(f"<th>{c}</th>" for c in cols) + "</tr>")

@@ -60,6 +60,19 @@ def spread_test(mean0: float, se0: float, n0: int, mean1: float, se1: float, n1:
     return float(2 * stats.t.sf(abs(t), n0 + n1 - 2))
 
 
+def holm(ps: list[float]) -> list[float]:
+    """Holm's step-down adjusted p values, in the given order: the smallest family-wise level
+    at which each hypothesis is rejected when all len(ps) are tested together. Sorted
+    ascending, the k-th (from 0) becomes max over j ≤ k of min(1, (m − j)·p_(j))."""
+    m = len(ps)
+    out = [1.0] * m
+    running = 0.0
+    for rank, i in enumerate(sorted(range(m), key=lambda i: ps[i])):
+        running = max(running, min(1.0, (m - rank) * ps[i]))
+        out[i] = running
+    return out
+
+
 def mean_pairwise(d: np.ndarray, se: str = "bootstrap") -> tuple[float, float]:
     """(mean off-diagonal distance, standard error over networks) of a square matrix.
 

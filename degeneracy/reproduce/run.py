@@ -21,7 +21,7 @@ from typing import Any
 
 from degeneracy.analysis.grid import COLUMNS as GRID_COLUMNS
 from degeneracy.analysis.params import SE_NOTE
-from degeneracy.analysis.report import DSA_NOTE, SPREAD_NOTE
+from degeneracy.analysis.report import DSA_NOTE, HOLM_NOTE, SPREAD_NOTE, holm_spread
 from degeneracy.analysis.report import VERDICT_COLUMNS as REPORT_VERDICT_COLUMNS
 from degeneracy.registry.ids import network_id
 from degeneracy.reproduce.cells import Cell, Seeds, load, select
@@ -279,6 +279,8 @@ def run(
     with _analysis_pool(plan) as pool:
         executor = None if pool is None else PoolPairs(pool)
         results = [analyze_cell(registry, pc, grid, say, executor, plan.seeds) for pc in plan.cells]
+        # behavior's tests are one family across the run's cells, not one per cell
+        holm_spread([v for res in results for v in res.verdicts])
     info = versions(plan.device)
     command = command or f"degeneracy reproduce --scale {plan.scale}"
     paths = write_outputs(
@@ -520,7 +522,7 @@ def write_outputs(
         "A direction is resolved only when the "
         "difference between the lowest and highest level exceeds 2 SE and (dynamics) the floor, "
         "and (dynamics) holds at all 9 points of the DSA grid (5/10/20 delays × rank 5/10/20); "
-        f"{SPREAD_NOTE}.",
+        f"{SPREAD_NOTE}. {HOLM_NOTE}.",
         "",
         "## Settings",
         "",
@@ -560,16 +562,17 @@ def write_outputs(
         "",
         "## Verdicts",
         "",
-        "| cell | level | measured | n | difference | 2 SE | floor | spread p | paper | verdict "
-        "| DSA grid |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| cell | level | measured | n | difference | 2 SE | floor | spread p | Holm p | paper "
+        "| verdict | DSA grid |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for v in verdicts:
         lines.append(
             f"| {v['cell']}"
             + (f" ({v['setting']})" if v["setting"] != "all" else "")
             + f" | {v['level']} | {v['measured']} | {v['n']} | {v['difference']} | {v['2 SE']} | "
-            f"{v['floor'] or '–'} | {v['spread p'] or '–'} | {v['paper']} | {v['verdict']} | "
+            f"{v['floor'] or '–'} | {v['spread p'] or '–'} | {v['Holm p'] or '–'} | {v['paper']} | "
+            f"{v['verdict']} | "
             f"{v['DSA grid'] or '–'} |"
         )
     missing = [res.cell.name for res in results if not res.verdicts]

@@ -165,6 +165,33 @@ def test_behavior_verdict_is_brown_forsythes_test_not_the_std_s_2_se():
     assert got.p is None and got.verdict == "resolved"
 
 
+def test_holm_p_adjusts_each_spread_p_for_every_behavior_test_in_the_table():
+    """Two cells' behavior tests in one table: the smaller p doubled, the larger kept unless
+    the doubled smaller exceeds it; a table of one cell leaves its p as it is; joining two
+    cells' tables (as reproduce does across its cells) recomputes over both."""
+    from degeneracy.analysis.report import holm_spread
+
+    strong = _spread_rows((0.2, 0.25), (0.05, 0.05), (0.10, 0.20), (0.01, 0.02))
+    weak = _spread_rows((0.2, 0.25), (0.05, 0.05), (0.10, 0.14), (0.02, 0.02))
+    p_strong = direction(strong, "complexity", "behavior").p
+    p_weak = direction(weak, "complexity", "behavior").p
+    assert p_strong < p_weak < 0.5  # the planted order
+    table = contravariance_rows(
+        {("flipflop", "complexity"): (strong, []), ("sine", "complexity"): (weak, [])}
+    )
+    holm_p = {r["task"]: r["Holm p"] for r in table if r["level"] == "behavior"}
+    assert holm_p == {
+        "flipflop": f"{2 * p_strong:.2g}",
+        "sine": f"{max(p_weak, 2 * p_strong):.2g}",
+    }
+    assert all(r["Holm p"] == "" for r in table if r["level"] != "behavior")
+    alone = [contravariance_rows({(t, "complexity"): (rows, [])}) for t, rows in
+             (("flipflop", strong), ("sine", weak))]  # fmt: skip
+    assert [r["Holm p"] for r in alone[0] if r["level"] == "behavior"] == [f"{p_strong:.2g}"]
+    joined = holm_spread(alone[0] + alone[1])
+    assert [r["Holm p"] for r in joined if r["level"] == "behavior"] == list(holm_p.values())
+
+
 def test_directions_are_per_setting_never_pooled():
     rows = [
         {"complexity": c, "train.threshold": t, "dsa": v, "dsa_se": 0.001, "dsa_floor": 0.01}

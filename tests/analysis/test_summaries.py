@@ -164,6 +164,27 @@ def test_spread_test_is_scipys_brown_forsythe(sizes):
     assert spread_test(*spread_deviations(a), len(a), *spread_deviations(a), len(a)) == 1.0
 
 
+def test_holm_matches_the_step_down_procedure_at_every_level():
+    """Holm's adjusted p against the procedure itself: at level α, walk the p values from the
+    smallest, rejecting the k-th (from 0) while p ≤ α / (m − k) and stopping at the first that
+    is not; a hypothesis is rejected exactly when its adjusted p ≤ α. Plus a hand case."""
+    from degeneracy.analysis.summary import holm
+
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([0.2]) == [0.2] and holm([]) == []
+    rng = np.random.default_rng(3)
+    for m in (2, 5, 11):
+        ps = list(np.round(rng.uniform(0, 0.2, m) ** 2, 4))  # rounding makes ties
+        adjusted = holm(ps)
+        for alpha in np.linspace(0.001, 0.2, 400):
+            rejected = set()
+            for k, i in enumerate(sorted(range(m), key=lambda i: ps[i])):
+                if ps[i] > alpha / (m - k):
+                    break
+                rejected.add(i)
+            assert rejected == {i for i in range(m) if adjusted[i] <= alpha + 1e-15}
+
+
 def test_analyze_behavior_planted_losses_with_jackknife_default_and_log_spread(registry):
     """Planted OOD losses (one far tail network): the paper's std, its leave-one-out SE by a
     plain loop, the std of log losses beside it; `se = "bootstrap"` is a recorded setting."""

@@ -198,7 +198,11 @@ def test_tiny_scale_end_to_end_and_resumable(tmp_path):
         assert levels_seen == want, name
     assert {r["verdict"] for r in verdicts} <= {"agrees", "disagrees", "not resolved"}
     for r in verdicts:  # behavior's verdict is the spread test's: its p beside it, only there
-        assert (r["spread p"] != "") == (r["level"] == "behavior"), r
+        assert (r["spread p"] != "") == (r["level"] == "behavior") == (r["Holm p"] != ""), r
+    # Holm over every cell's behavior test, not per cell: the smallest p times the family size
+    tested = sorted((float(r["spread p"]), float(r["Holm p"])) for r in verdicts if r["spread p"])
+    assert len(tested) == len(CELLS)
+    assert tested[0][1] == pytest.approx(min(1.0, len(CELLS) * tested[0][0]), rel=0.11)
     delay = sorted(int(r["level"]) for r in levels if r["cell"] == "delayed_discrimination_delay")
     assert delay == [10, 20, 40]
     assert (out / "report.html").stat().st_size > 10_000
