@@ -97,3 +97,14 @@ def test_the_committed_current_reading_is_what_the_committed_csvs_give(scripts):
     for r in rows:
         if r["cell"].endswith("_gamma"):
             assert "S1" not in r["samples"].split("+")
+
+
+def test_results_md_carries_the_current_condensed_table(scripts):
+    """RESULTS.md's "current reading" table is the script's condensed table, verbatim."""
+    import current_reading
+
+    page = (RESULTS.parent / "RESULTS.md").read_text()
+    assert current_reading.condensed(current_reading.reading()) in page, (
+        "docs/RESULTS.md's table is stale: paste what `python docs/results/current_reading.py` "
+        "prints"
+    )

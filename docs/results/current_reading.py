@@ -23,7 +23,7 @@ from pool_settle import pooled
 from pool_settle import read as read_settle
 
 from degeneracy.analysis.grid import grid_verdict
-from degeneracy.analysis.report import contravariance_rows
+from degeneracy.analysis.report import contravariance_rows, holm_spread
 
 HERE = Path(__file__).parent
 
@@ -54,6 +54,13 @@ SAMPLES = (
         "32–47",
         ("reproduce-small-seeds32-47-spread", "reproduce-small-seeds32-47-rest"),
         ("reproduce-small-seeds32-47-ffgamma", "reproduce-small-seeds32-47-width"),
+        "jackknife",
+    ),
+    Sample(
+        "S5",
+        "48–63 (nuclear norm only)",
+        ("reproduce-small-seeds48-63-nuclear",),
+        (),
         "jackknife",
     ),
 )
@@ -116,14 +123,14 @@ def settle_counts(cell: str, samples: list[Sample]) -> str:
     )
 
 
-def spread_reading(cell: str, have: list[Sample], levels: dict) -> str:
+def spread_reading(cell: str, have: list[Sample], levels: dict) -> dict | None:
     """Behavior's verdict by Brown–Forsythe's test over the samples whose levels.csv has the
     deviations from the median (the older samples' registries are gone, so theirs cannot be
-    computed): verdict (arrow, p, samples, n)."""
+    computed): the verdict row (with the raw p in "_p") and the samples, or None."""
     rows = {s.name: [r for r in levels[s.name] if r["cell"] == cell] for s in have}
     with_dev = [s for s in have if all(r.get("behavior_mad") for r in rows[s.name])]
     if not with_dev:
-        return "–"
+        return None
     first = rows[with_dev[0].name][0]
     lv = pooled_levels([rows[s.name] for s in with_dev])[cell]
     (v,) = [
@@ -131,8 +138,16 @@ def spread_reading(cell: str, have: list[Sample], levels: dict) -> str:
         for v in contravariance_rows({(first["task"], first["factor"]): (lv, [])})
         if v["level"] == "behavior"
     ]
-    names = "+".join(s.name for s in with_dev)
-    return f"{v['verdict']} ({v['measured']} p {v['spread p']}, {names}, {v['n']})"
+    return {**v, "samples": "+".join(s.name for s in with_dev)}
+
+
+def spread_text(v: dict | None) -> str:
+    if v is None:
+        return "–"
+    return (
+        f"{v['verdict']} ({v['measured']} p {v['spread p']}, Holm {v['Holm p']}, "
+        f"{v['samples']}, {v['n']})"
+    )
 
 
 def reading() -> list[dict]:
@@ -192,6 +207,11 @@ def reading() -> list[dict]:
                     ),
                 }
             )
+    # the cells' spread tests are one family: each p beside its Holm adjustment over all
+    holm_spread([t for r in out if isinstance(t := r["behavior by the spread test"], dict)])
+    for r in out:
+        if r["level"] == "behavior":
+            r["behavior by the spread test"] = spread_text(r["behavior by the spread test"])
     return out
 
 
@@ -213,7 +233,9 @@ def markdown(rows: list[dict]) -> str:
         "z = |difference| / SE. Behavior: where every pooled sample's levels.csv has the "
         "deviations from the median, the verdict is Brown–Forsythe's test of equal spread "
         "(spread p < 0.05, the mean absolute deviation moving the std's way), measured "
-        "calibrated on groups of one condition (behavior_spread_test.md); elsewhere it is the "
+        "calibrated on groups of one condition (behavior_spread_test.md), with its p adjusted "
+        "by Holm's method for the cells tested (the family-wise chance of any false call); "
+        "elsewhere it is the "
         "2-SE rule, whose std SE is measured too small (jackknife about 1.25×, bootstrap about "
         "1.5×), so such a verdict with z under 3 may not survive that correction. The settling "
         "column "
