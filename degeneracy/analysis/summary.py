@@ -48,7 +48,7 @@ def spread_test(mean0: float, se0: float, n0: int, mean1: float, se1: float, n1:
     Levene's test of equal spread on deviations from the median, which for two groups is
     Student's pooled-variance t test on the deviations (F = t²). Measured on OOD losses
     (docs/results/behavior_spread_test.md): at 5 % it calls two groups of one condition
-    different 3.9–4.5 % of the time, where the 2-SE rule on the std calls 6.4–10 %."""
+    different 3.9–4.1 % of the time, where the 2-SE rule on the std calls 6.4–7.4 %."""
     from scipy import stats
 
     sd0, sd1 = se0 * np.sqrt(n0), se1 * np.sqrt(n1)

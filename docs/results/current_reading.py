@@ -53,14 +53,19 @@ SAMPLES = (
         "S4",
         "32–47",
         ("reproduce-small-seeds32-47-spread", "reproduce-small-seeds32-47-rest"),
-        ("reproduce-small-seeds32-47-ffgamma", "reproduce-small-seeds32-47-width"),
+        (
+            "reproduce-small-seeds32-47-ffgamma",
+            "reproduce-small-seeds32-47-width",
+            "reproduce-small-seeds32-47-rest",
+            "reproduce-small-seeds32-47-ffnuc-settle",
+        ),
         "jackknife",
     ),
     Sample(
         "S5",
         "48–63 (nuclear norm only)",
         ("reproduce-small-seeds48-63-nuclear",),
-        (),
+        ("reproduce-small-seeds48-63-nuclear",),
         "jackknife",
     ),
 )
