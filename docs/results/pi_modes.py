@@ -1,14 +1,14 @@
 """What path integration's dynamics rise is made of: the pairwise DSA distances behind it.
 
-    python docs/results/pi_modes.py REGISTRY > pi_modes.md
+    python docs/results/pi_modes.py REGISTRY [HIDDEN] > pi_modes.md
 
-The path-integration cell (2-D against 3-D, hidden 64, threshold 0.2): per sample of 16 seeds
-whose networks the registry holds and per dimension, the converged networks' DSA distances at
-the reproduction's own setting (10 delays, rank 5, the stored 32-trial probe set; every pair
-from the cache). The paper's measure is the mean over all pairs. Beside it: each network's
-mean distance to the others, the networks whose mean is over 3x the median network's (a
-descriptive cut, chosen after looking, not a test), the mean distance among the other
-networks and between the two groups, and the far networks' losses.
+The path-integration cell (2-D against 3-D, hidden HIDDEN, default 64, threshold 0.2): per
+sample of 16 seeds whose networks the registry holds and per dimension, the converged
+networks' DSA distances at the reproduction's own setting (10 delays, rank 5, the stored
+32-trial probe set; every pair from the cache). The paper's measure is the mean over all
+pairs. Beside it: each network's mean distance to the others, the networks whose mean is over
+3x the median network's (a descriptive cut, chosen after looking, not a test), the mean
+distance among the other networks and between the two groups, and the far networks' losses.
 """
 
 import sys
@@ -19,12 +19,13 @@ from degeneracy import api
 
 PARAMS = {"n_delays": 10, "rank": 5}
 CONDITION = (
-    "task = 'path_integration' AND complexity = {dims} AND hidden_size = 64 AND converged "
+    "task = 'path_integration' AND complexity = {dims} AND hidden_size = {hidden} AND converged "
     "AND seed BETWEEN {lo} AND {hi}"
 )
 
 
-def main(path: str) -> None:
+def main(path: str, hidden: int = 64) -> None:
+    hidden = int(hidden)
     reg = api.open(path)
     seeds = api.query(
         reg, "SELECT DISTINCT seed FROM networks WHERE task = 'path_integration' ORDER BY 1"
@@ -32,6 +33,7 @@ def main(path: str) -> None:
     samples = sorted({16 * (s // 16) for s in seeds})
     print("# Path integration: the pairwise distances behind dynamics' rise\n")
     print(__doc__.split("\n\n", 2)[2].strip() + "\n")
+    print(f"Hidden {hidden}.\n")
     print(
         "| seeds | dims | n | mean of all pairs (the paper's) | median pair | far networks "
         "(seed: final loss, OOD loss) | among the rest (max) | far to rest |"
@@ -39,7 +41,7 @@ def main(path: str) -> None:
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for lo in samples:
         for dims in (2, 3):
-            where = CONDITION.format(dims=dims, lo=lo, hi=lo + 15)
+            where = CONDITION.format(dims=dims, lo=lo, hi=lo + 15, hidden=hidden)
             ids, d, _ = api.distances(reg, "dsa", where, PARAMS)
             n = len(ids)
             info = api.query(
@@ -72,7 +74,7 @@ def main(path: str) -> None:
         reg,
         "SELECT complexity AS dims, count(*) AS n, median(final_loss) AS final, "
         "median(ood_loss) AS ood FROM networks WHERE task = 'path_integration' AND converged "
-        "AND hidden_size = 64 GROUP BY 1 ORDER BY 1",
+        f"AND hidden_size = {hidden} GROUP BY 1 ORDER BY 1",
     )
     print("Median losses of every converged network in the registry, per dimension:\n")
     print("| dims | n | median final loss | median OOD loss |")
