@@ -572,8 +572,7 @@ def write_outputs(
             + (f" ({v['setting']})" if v["setting"] != "all" else "")
             + f" | {v['level']} | {v['measured']} | {v['n']} | {v['difference']} | {v['2 SE']} | "
             f"{v['floor'] or '–'} | {v['spread p'] or '–'} | {v['Holm p'] or '–'} | {v['paper']} | "
-            f"{v['verdict']} | "
-            f"{v['DSA grid'] or '–'} |"
+            f"{v['verdict']} | {v['DSA grid'] or '–'} |"
         )
     missing = [res.cell.name for res in results if not res.verdicts]
     if missing:

@@ -163,6 +163,7 @@ def reading() -> list[dict]:
         for s in SAMPLES
     }
     out = []
+    spreads: dict[str, dict | None] = {}  # per cell, Holm-adjusted once all cells are read
     for cell in cells_in(levels["S1"]):
         have = [
             s
@@ -176,6 +177,7 @@ def reading() -> list[dict]:
         first = next(r for r in levels[have[0].name] if r["cell"] == cell)
         task, factor = first["task"], first["factor"]
         grid = {(task, factor): grid_verdict(gr[cell])} if cell in gr else None
+        spreads[cell] = spread_reading(cell, have, levels)
         for v in contravariance_rows({(task, factor): (lv[cell], [])}, grid):
             each = [
                 f"{s.name} {verdicts[s.name].get((cell, v['level']), '–')}"
@@ -199,9 +201,7 @@ def reading() -> list[dict]:
                     "z": f"{z:.1f}" if z is not None else "",
                     "n": v["n"],
                     "verdict": v["verdict"],
-                    "behavior by the spread test": (
-                        spread_reading(cell, have, levels) if v["level"] == "behavior" else ""
-                    ),
+                    "behavior by the spread test": "",
                     "DSA grid": (
                         f"{v['DSA grid']} ({'+'.join(s.name for s in with_grid)})"
                         if v["DSA grid"]
@@ -213,10 +213,10 @@ def reading() -> list[dict]:
                 }
             )
     # the cells' spread tests are one family: each p beside its Holm adjustment over all
-    holm_spread([t for r in out if isinstance(t := r["behavior by the spread test"], dict)])
+    holm_spread([v for v in spreads.values() if v is not None])
     for r in out:
         if r["level"] == "behavior":
-            r["behavior by the spread test"] = spread_text(r["behavior by the spread test"])
+            r["behavior by the spread test"] = spread_text(spreads[r["cell"]])
     return out
 
 

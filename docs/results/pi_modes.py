@@ -61,13 +61,11 @@ def main(path: str, hidden: int = 64) -> None:
                 f"{row[ids[k]]['ood_loss']:.3f}"
                 for k in np.flatnonzero(far)
             )
+            far_text = f"{int(far.sum())} ({names})" if far.any() else "0"
+            between_text = f"{between.mean():.3f}" if far.any() else "–"
             print(
                 f"| {lo}-{lo + 15} | {dims} | {n} | {pairs.mean():.4f} | {np.median(pairs):.4f} "
-                f"| {int(far.sum())}{' (' + names + ')' if names else ''} | {inner.mean():.4f} "
-                f"({inner.max():.4f}) | {between.mean():.3f} |"
-                if far.any()
-                else f"| {lo}-{lo + 15} | {dims} | {n} | {pairs.mean():.4f} | "
-                f"{np.median(pairs):.4f} | 0 | {inner.mean():.4f} ({inner.max():.4f}) | – |"
+                f"| {far_text} | {inner.mean():.4f} ({inner.max():.4f}) | {between_text} |"
             )
     print()
     losses = api.query(
