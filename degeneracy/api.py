@@ -104,6 +104,7 @@ def train_jobs(
 
     if workers < 1 or (threads is not None and threads < 1):
         raise RegistryError("workers and threads must be >= 1")
+    registry.require_writable()
     from degeneracy.ray_session import check_executor, require_ray
 
     check_executor(executor)
@@ -261,14 +262,25 @@ class SweepResult:
         return sum(len(s.written) for s in self.summaries if s is not None)
 
 
+def check_run_options(executor: str, workers: int, threads: int | None) -> None:
+    """How training is to run, checked before anything is trained or recorded."""
+    from degeneracy.ray_session import check_executor
+
+    check_executor(executor)
+    if workers < 1 or (threads is not None and threads < 1):
+        raise RegistryError("workers and threads must be >= 1")
+
+
 def read_spec(spec: str | Path) -> tuple[str, str]:
     """(text, source) of a sweep spec given as a path or as TOML text."""
     if isinstance(spec, Path) or (isinstance(spec, str) and "\n" not in spec and "=" not in spec):
         path = Path(spec)
         try:
-            return path.read_text(), str(path)
+            return path.read_bytes().decode("utf-8"), str(path)
         except OSError as exc:
             raise RegistryError(f"{path}: {exc.strerror}") from exc
+        except UnicodeDecodeError as exc:
+            raise RegistryError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
     return str(spec), "spec"
 
 
@@ -288,6 +300,7 @@ def sweep(
     `address` as in `train_jobs`."""
     from degeneracy.training.sweep import parse_spec, sweep_id
 
+    check_run_options(executor, workers, threads)  # before the sweep is recorded
     text, found = read_spec(spec)
     source = source or found
     name, jobs = parse_spec(text, source)
@@ -384,6 +397,26 @@ def analyze(
         return run(registry, list(metrics), group_by, where, executor=pairs, **kw)
 
 
+def compare(rows: list[dict], keys: Sequence[str]) -> list[dict]:
+    """Verdicts between the lowest and highest value of every grouping column that varies
+    (`analysis.verdicts`' rules, every test of the call one Holm family), from `analyze`'s
+    rows: [{task, factor, setting, level, measured, n, difference, SE, p, Holm p, paper,
+    verdict, seeds needed, scale-free, ...}]."""
+    from degeneracy.analysis.report import contravariance_rows
+
+    by_factor: dict[tuple[str, str], tuple[list[dict], list[str]]] = {}
+    varying = [k for k in keys if k != "task" and len({str(r.get(k)) for r in rows}) > 1]
+    for factor in varying:
+        others = [k for k in varying if k != factor]
+        for task in sorted({str(r.get("task", "")) for r in rows}):
+            sub = [r for r in rows if str(r.get("task", "")) == task and r.get(factor) is not None]
+            if len({str(r[factor]) for r in sub}) > 1:
+                by_factor[(task, factor)] = (sub, others)
+    if not by_factor:
+        return []
+    return contravariance_rows(by_factor)
+
+
 def distances(
     registry: Registry,
     metric: str,
@@ -427,10 +460,11 @@ def report(
     registry: Registry,
     out: str | Path | None = None,
     where: str | None = None,
-    grid: bool = True,
+    grid: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> Path:
-    """report.html and a PNG per chart (default folder: <registry>/report)."""
+    """report.html and a PNG per chart (default folder: <registry>/report); `grid`: also
+    each factor's dynamics at every point of the DSA setting grid (a sensitivity display)."""
     from degeneracy.analysis.report import build_report
 
     folder = Path(out) if out is not None else registry.root / "report"
@@ -449,14 +483,12 @@ def reproduce(
     threads: int | None = None,
     device: str = "auto",
     progress: Callable[[str], None] | None = None,
-    settle: bool = False,
     first_seed: int = 0,
     seeds: int | None = None,
 ):
     """Every cell of the paper's table at `scale` (see `degeneracy.reproduce`): trains what is
     missing (resumable), analyzes, writes levels.csv, verdicts.csv, grid.csv, summary.md and
-    the report; with `settle`, also the dynamics settling study (`reproduce.settle`: stored
-    networks re-probed on more trials, DSA at a variance-keeping rank). `seeds` networks per
+    the report. `seeds` networks per
     condition (default: the scale's) from `first_seed` on: `first_seed=16` is an independent
     replication of the small scale's 16 seeds. Returns the outcome (per-cell results, paths)."""
     from degeneracy.reproduce.cells import Seeds
@@ -473,7 +505,7 @@ def reproduce(
         Seeds(first_seed, seeds),
     )
     folder = Path(out) if out is not None else None
-    return run(registry, plan, folder, grid, train_missing, None, progress, settle=settle)
+    return run(registry, plan, folder, grid, train_missing, None, progress)
 
 
 @dataclass

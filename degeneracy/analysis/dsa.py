@@ -538,3 +538,136 @@ def eigen_wasserstein(a_op: np.ndarray, b_op: np.ndarray) -> float:
     cost = np.abs(la[:, None] - lb[None, :])
     row, col = linear_sum_assignment(cost)
     return float(cost[row, col].mean())
+
+
+# ------------------------------------------------------------------ fits from accumulated Grams
+@dataclass
+class GramStats:
+    """What the reference fit needs of a delay embedding, summed over trials in chunks, so a
+    fit on many probe trials never holds their Hankel matrix (512 trials of a 64-unit network
+    at 10 delays: 240 MB of rows, against 4 matrices of 3.3 MB here).
+
+    With H the trial-stacked Hankel matrix, H₀ its rows that have a successor within their trial
+    and H₁ those successors: g00 = H₀ᵀH₀, g01 = H₀ᵀH₁, g_last / g_first = the Gram of each trial's
+    last / first row (so HᵀH = g00 + g_last and H₁ᵀH₁ = HᵀH − g_first), and the column sums of H
+    and of each trial's first row."""
+
+    n_delays: int
+    dim: int
+    g00: np.ndarray
+    g01: np.ndarray
+    g_last: np.ndarray
+    g_first: np.ndarray
+    colsum: np.ndarray
+    first_sum: np.ndarray
+    rows: int = 0
+    trials: int = 0
+
+    @classmethod
+    def empty(cls, n_delays: int, units: int) -> GramStats:
+        dim = n_delays * units
+        z = np.zeros((dim, dim))
+        return cls(n_delays, dim, z, z.copy(), z.copy(), z.copy(), np.zeros(dim), np.zeros(dim))
+
+    def add(self, traj: np.ndarray) -> None:
+        """Accumulate trials (trials, T, units) of one network."""
+        h = hankel(np.asarray(traj, dtype=np.float64), self.n_delays)
+        n, rows, dim = h.shape
+        h0 = h[:, :-1].reshape(-1, dim)
+        h1 = h[:, 1:].reshape(-1, dim)
+        self.g00 += h0.T @ h0
+        self.g01 += h0.T @ h1
+        self.g_last += h[:, -1].T @ h[:, -1]
+        self.g_first += h[:, 0].T @ h[:, 0]
+        self.colsum += h.sum(axis=(0, 1))
+        self.first_sum += h[:, 0].sum(axis=0)
+        self.rows += n * rows
+        self.trials += n
+
+    @property
+    def gram(self) -> np.ndarray:
+        return self.g00 + self.g_last
+
+    @property
+    def nbytes(self) -> int:
+        return 4 * self.g00.nbytes
+
+    def spectrum(self) -> np.ndarray:
+        """Squared singular values of H, descending."""
+        return np.clip(scipy.linalg.eigvalsh(self.gram)[::-1], 0, None)
+
+    def kept_curve(self, max_rank: int) -> np.ndarray:
+        """Share of ‖H‖²_F the top-r coordinates keep, r = 1..max_rank (as `fit_quality`)."""
+        s2 = self.spectrum()
+        kept = np.cumsum(s2) / max(float(s2.sum()), 1e-300)
+        return np.pad(kept, (0, max(0, max_rank - len(kept))), constant_values=1.0)[:max_rank]
+
+
+def _stats_coords(stats: GramStats, params: DSAParams):
+    """(U (dim, r) with dead coordinates zeroed, s² (r,), r, the signs of the coordinates)."""
+    if params.fit != "reference":
+        raise ValueError("fits from accumulated Grams use fit='reference'")
+    gram = stats.gram
+    n = gram.shape[0]
+    r = min(params.rank, n, stats.rows)
+    s2, u = scipy.linalg.eigh(gram, subset_by_index=[n - r, n - 1], driver="evx")
+    s2, u = np.clip(s2[::-1], 0, None), u[:, ::-1].copy()
+    # below ~dim·eps of the largest, a squared singular value from the Gram is rounding
+    dead = s2 <= max(n, 1) * np.finfo(np.float64).eps * max(float(s2[0]), 1e-300)
+    u[:, dead] = 0.0
+    # V = H U S⁻¹; each coordinate's sign makes its sum over rows positive (an orthogonal change
+    # of the hidden basis leaves V, so these signs, unchanged)
+    signs = np.sign(stats.colsum @ u)
+    signs[signs == 0] = 1.0
+    return u * signs, s2, r, dead
+
+
+def fit_operator_stats(stats: GramStats, params: DSAParams) -> np.ndarray:
+    """The operator `fit_operator` gives under fit="reference", from accumulated Grams: the
+    same up to the coordinates' signs (a diagonal ±1 similarity, which no DSA distance sees)."""
+    return _stats_fit(stats, params)[0]
+
+
+def _stats_fit(stats: GramStats, params: DSAParams):
+    u, s2, r, dead = _stats_coords(stats, params)
+    inv = np.where(dead, 0.0, 1.0 / np.sqrt(np.where(dead, 1.0, s2)))
+    z00 = (u.T @ stats.g00 @ u) * np.outer(inv, inv)  # Z₀ᵀZ₀ in V coordinates
+    z01 = (u.T @ stats.g01 @ u) * np.outer(inv, inv)  # Z₀ᵀZ₁
+    lam = params.ridge
+    live = np.flatnonzero(~dead)
+    a_t = np.zeros((r, r))
+    if lam > 0:
+        a_t = np.linalg.solve(z00 + lam * np.eye(r), z01)
+    elif len(live):
+        a_t[np.ix_(live, live)] = np.linalg.solve(z00[np.ix_(live, live)], z01[np.ix_(live, live)])
+    op = a_t.T
+    if r < params.rank:
+        op = np.pad(op, ((0, params.rank - r), (0, params.rank - r)))
+    return op, u, s2, r
+
+
+def fit_quality_stats(stats: GramStats, params: DSAParams) -> tuple[float, float]:
+    """`fit_quality` (kept variance, one-step R² in principal-score scale) from the Grams."""
+    op, u, s2, r = _stats_fit(stats, params)
+    a = op[:r, :r]
+    scale = np.sqrt(s2)
+    # principal scores y = H U; z = y S⁻¹, so y₁ ≈ y₀ S⁻¹ Aᵀ S
+    m = (a.T / np.where(scale > 0, scale, 1.0)[:, None]) * scale[None, :]
+    y00, y01 = u.T @ stats.g00 @ u, u.T @ stats.g01 @ u
+    y11 = u.T @ (stats.gram - stats.g_first) @ u
+    resid = np.trace(y11) - 2 * np.trace(m.T @ y01) + np.trace(m.T @ y00 @ m)
+    n1 = stats.rows - stats.trials
+    mean1 = (stats.colsum - stats.first_sum) @ u / max(n1, 1)
+    centred = np.trace(y11) - n1 * float(mean1 @ mean1)
+    total = float(np.trace(stats.gram))
+    kept = float(s2[:r].sum() / max(total, 1e-300))
+    return kept, float(1 - resid / max(centred, 1e-300))
+
+
+def share_rank(curves: np.ndarray, share: float) -> int:
+    """The declared rank rule: the smallest r at which the median of the networks' kept
+    shares (curves (networks, max_rank), r = 1..max_rank) reaches `share`; max_rank if none
+    does. One rank for every network compared, so levels are fitted alike."""
+    median = np.median(np.asarray(curves, dtype=np.float64), axis=0)
+    ok = np.flatnonzero(median >= share - 1e-12)
+    return int(ok[0]) + 1 if len(ok) else int(median.shape[0])

@@ -1,8 +1,9 @@
 """The DSA setting grid: a factor's dynamics direction at every n_delays × rank of a small grid.
 
 DSA values move with its two main settings (delays, rank), sometimes more than with the factor
-under study; a direction is claimed only where it holds — resolved, same sign — at every grid
-point (DESIGN.md; docs/FIDELITY.md).
+under study. The grid shows the dynamics rule (`verdicts.RULE["dynamics"]`, the noise-corrected
+distance) at each point, each point's test alone at 5 %: a sensitivity display beside the
+verdict, not part of it (docs/STATISTICS.md).
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ COLUMNS = [
     "high",
     "measured",
     "difference",
-    "2 SE",
-    "floor",
+    "SE",
+    "p",
     "verdict",
 ]
 N_DELAYS = (5, 10, 20)
@@ -48,7 +49,7 @@ def dsa_grid(
     direction per combination of those that vary). Grid points the data cannot support
     (trials shorter than the delays) are returned with verdict "n/a". `executor`: `analyze`'s."""
     from degeneracy.analysis.analyze import analyze
-    from degeneracy.analysis.report import direction
+    from degeneracy.analysis.verdicts import ALPHA, RULE, compare
 
     if factor not in group_by:
         raise RegistryError(f"the grid needs {factor!r} among the grouping columns")
@@ -76,24 +77,29 @@ def dsa_grid(
             for row, label in zip(rows, setting_labels(rows, series or [])):
                 split.setdefault(label, []).append(row)
             for label, sub in split.items():
-                got = direction(sub, factor, "dsa")
-                if got is None:
+                ordered = sorted(
+                    (x for x in sub if x.get("dsa_corrected") is not None),
+                    key=lambda x: x[factor],
+                )
+                if len(ordered) < 2:  # no corrected value (no replica probe set at trials 0)
+                    out.append({"n_delays": d, "rank": r, "setting": label, "verdict": "n/a"})
                     continue
-                arrow, verdict, diff, two_se, floor, _ = got
-                ordered = sorted(sub, key=lambda x: x[factor])
                 lo, hi = ordered[0], ordered[-1]
+                t = compare(lo, hi, RULE["dynamics"])
+                assert t is not None  # both ends have the value
+                ok = t.p is not None and t.p < ALPHA and t.arrow != "→"
                 out.append(
                     {
                         "n_delays": d,
                         "rank": r,
                         "setting": label,
-                        "low": lo["dsa"],
-                        "high": hi["dsa"],
-                        "measured": arrow,
-                        "difference": diff,
-                        "2 SE": two_se,
-                        "floor": floor,
-                        "verdict": verdict,
+                        "low": lo["dsa_corrected"],
+                        "high": hi["dsa_corrected"],
+                        "measured": t.arrow,
+                        "difference": t.difference,
+                        "SE": t.se,
+                        "p": t.p,
+                        "verdict": "resolved" if ok else "not resolved",
                     }
                 )
     return out

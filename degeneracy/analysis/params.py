@@ -14,7 +14,13 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class DSAParams:
     n_delays: int = 10
-    rank: int = 10
+    # 0: the declared rule, the smallest rank at which the median network of the networks
+    # compared keeps `share` of its delay embedding's variance (at most `max_rank`), resolved
+    # over the networks of one comparison (`analyze`: every level of it; a SQL call: its ids)
+    # so every level is fitted at one rank; a number fixes the rank
+    rank: int = 0
+    share: float = 0.95
+    max_rank: int = 30
     # ridge λ of the operator's least squares. Under fit="reference" it is the reference
     # package's `lamb` exactly: an absolute λ added to V₀ᵀV₀ in the unit-norm V coordinates,
     # whose Gram matrix is ≈ I (I minus each trial's last row), so it is already relative; the
@@ -45,8 +51,10 @@ class DSAParams:
     #                  cap of 20 doubled the Newton iterations
 
     def __post_init__(self) -> None:
-        if self.n_delays < 1 or self.rank < 1:
-            raise ValueError("n_delays and rank must be >= 1")
+        if self.n_delays < 1 or self.rank < 0 or self.max_rank < 1:
+            raise ValueError("n_delays and max_rank must be >= 1, rank >= 0 (0: the share rule)")
+        if not 0 < self.share <= 1:
+            raise ValueError("share must be in (0, 1]")
         if self.starts < 1:
             raise ValueError("starts must be >= 1")
         if self.ridge < 0:
@@ -57,11 +65,18 @@ class DSAParams:
             raise ValueError(f"score must be 'angular' or 'euclidean', got {self.score!r}")
 
 
+#: PIF's normalizations; one relabelling search serves all three (see `pif.pif_distance`)
+PIF_NORMS = ("params", "rms", "frobenius")
+
+
 @dataclass(frozen=True)
 class PIFParams:
     restarts: int = 1
     seed: int = 0
-    norm: str = "params"  # ÷ n² (the paper's); "rms": ÷ n
+    # "params": ÷ n² (the paper's); "rms": ÷ n; "frobenius": scale-free, each matrix divided by
+    # its Frobenius norm first, the distance not divided (0 for equal shapes up to a
+    # relabelling, √2 for orthogonal ones, 2 at most): a change of scale alone moves it not
+    norm: str = "params"
     stage: str = "final"  # which stored W_h: "final", or "init" for the chance level
     # match W2 onto W1 and W1 onto W2, keep the smaller: the heuristic's result then does
     # not depend on argument order (the distance is symmetric), and is never worse
@@ -70,8 +85,8 @@ class PIFParams:
     def __post_init__(self) -> None:
         if self.restarts < 0:
             raise ValueError("restarts must be >= 0")
-        if self.norm not in ("params", "rms"):
-            raise ValueError(f"norm must be 'params' or 'rms', got {self.norm!r}")
+        if self.norm not in PIF_NORMS:
+            raise ValueError(f"norm must be one of {', '.join(PIF_NORMS)}, got {self.norm!r}")
         if self.stage not in ("final", "init"):
             raise ValueError(f"stage must be 'final' or 'init', got {self.stage!r}")
 
@@ -93,7 +108,7 @@ class BehaviorParams:
 
 
 #: how every printed ± is estimated, in words (report caption, summary.md, the demo's epilogue)
-SE_NOTE = f"{BehaviorParams().se} for behavior, bootstrap for the others"
+SE_NOTE = f"{BehaviorParams().se} over networks (leave one out) for every level"
 
 
 @dataclass(frozen=True)
@@ -103,6 +118,24 @@ class TrajParams:
     probe: str = "id"
 
 
+#: probe trials a DSA fit uses by default: stored networks are run again from their weights
+#: (`analysis.probing`); at the 32 trials training stores, a network's distance to itself on
+#: a second probe set (the noise floor) is as large as the differences between conditions
+DSA_TRIALS = 512
+
+
 @dataclass(frozen=True)
 class DSAMetricParams(DSAParams):
     probe: str = "id"
+    # probe trials per fit: stored networks are re-simulated on `trials` trials of the probe
+    # set (`probing`); 0 fits the stored trajectories (the training's 32 trials) as they are
+    trials: int = DSA_TRIALS
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.trials < 0:
+            raise ValueError("trials must be >= 0 (0: the stored probe set)")
+        if self.trials and self.fit != "reference":
+            raise ValueError("trials > 0 fits from accumulated Grams: fit must be 'reference'")
+        if self.probe not in ("id", "id_b", "ood"):
+            raise ValueError(f"probe must be id, id_b or ood, got {self.probe!r}")

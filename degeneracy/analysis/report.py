@@ -19,6 +19,13 @@ import numpy as np
 
 from degeneracy.analysis.grouping import setting_labels
 from degeneracy.analysis.params import SE_NOTE
+from degeneracy.analysis.verdicts import (
+    ALPHA,
+    PAPER_LEVEL,
+    compare_levels,
+    decide,
+    scale_free_reading,
+)
 
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
 FACTORS = {
@@ -36,13 +43,20 @@ TITLES = {
 }
 LEVELS = {
     "behavior": ("behavior", "std of OOD loss (MSE)"),
-    "dsa": ("dynamics", "mean pairwise DSA distance (angular score, rad)"),
+    "dsa_corrected": ("dynamics", "noise-corrected DSA distance (angular score, rad)"),
     "pif": ("weights", "mean pairwise PIF distance (‖ΔW‖_F / n²)"),
+    "pif_scaled": ("weights (scale-free)", "PIF of matrices ÷ their Frobenius norm"),
 }
-#: drawn grey and dashed beside a level: dynamics' noise floor, weights' chance level (init)
-REFERENCES = {"dsa": ("dsa_floor", "noise floor"), "pif": ("pif_chance", "at initialization")}
+#: drawn grey and dashed beside a level: dynamics' uncorrected mean distance, weights'
+#: chance levels (the same networks at initialization)
+REFERENCES = {
+    "dsa_corrected": ("dsa", "uncorrected (probe noise in)"),
+    "pif": ("pif_chance", "at initialization"),
+    "pif_scaled": ("pif_scaled_chance", "at initialization"),
+}
 FL = {"weight_change": "‖W_T − W_0‖ / ‖W_0‖", "kernel_alignment": "NTK kernel alignment"}
-#: DESIGN.md, "The paper's findings": direction of change as the factor increases
+#: the paper's findings (Huang et al. 2025, its table): direction of change as the factor
+#: increases
 PAPER = {
     "complexity": {"dynamics": "↓", "weights": "↑", "behavior": "↓"},
     "gamma": {"dynamics": "↓", "weights": "↑", "behavior": "↑"},
@@ -238,12 +252,13 @@ VERDICT_COLUMNS = [
     "measured",
     "n",
     "difference",
-    "2 SE",
-    "floor",
-    "spread p",
+    "SE",
+    "p",
     "Holm p",
     "paper",
     "verdict",
+    "seeds needed",
+    "scale-free",
     "DSA grid",
 ]
 
@@ -266,19 +281,12 @@ def caption(rows: list[dict], factor: str, series: list[str] | None = None) -> s
         ns = ", ".join(f"{r[factor]}: {r['n']}" for r in sub)
         where = "" if label == "all" else f" [{label}]"
         parts.append(f"Networks per point{where} ({TITLES.get(factor, factor)}): {ns}.")
-        for metric, (level, _) in panels.items():
-            got = direction(sub, factor, metric)
-            if got is None:
-                parts.append(f"{level.capitalize()}{where}: fewer than 2 measured levels.")
-                continue
-            arrow, verdict, diff, two_se, floor, p = got
-            word = {"↑": "rises", "↓": "falls", "→": "does not change"}[arrow]
-            bound = f"2 SE {two_se:.2g}" + (f", floor {floor:.2g}" if metric in FLOORS else "")
-            if p is not None:
-                bound += f", Brown–Forsythe p {p:.2g}"
+        for t in compare_levels(sub, factor):
+            word = {"↑": "rises", "↓": "falls", "→": "does not change"}[t.arrow]
+            bound = "untested" if t.p is None else f"p {t.p:.2g} before multiplicity"
             parts.append(
-                f"{level.capitalize()}{where} {word} by {abs(diff):.3g} from the lowest to the "
-                f"highest level ({bound}): {verdict}."
+                f"{t.level.capitalize()}{where} {word} by {abs(t.difference):.3g} from the "
+                f"lowest to the highest level ({bound}; verdict in the table)."
             )
     return " ".join(parts)
 
@@ -366,123 +374,86 @@ def agreement(verdict: str, arrow: str, paper: str) -> str:
     return "agrees" if arrow == paper else "disagrees"
 
 
-#: factors that change the number of units: PIF (‖ΔW‖_F / n²) falls with n by construction
-#: (random n×n matrices: about n^-1.5), so their weights are also judged against chance
-SIZE_FACTORS = ("hidden_size",)
-
-
-def relative_to_chance(rows: list[dict]) -> list[dict]:
-    """Rows with PIF divided by its chance level (the same networks at initialization), a
-    scale-free reading; its SE by first-order propagation of both SEs (None if either lacks
-    one)."""
-    out = []
-    for r in rows:
-        w, c = r.get("pif"), r.get("pif_chance")
-        if w is None or not c:
-            out.append({**r, "pif": None})
-            continue
-        se, cse = r.get("pif_se"), r.get("pif_chance_se")
-        ratio = w / c
-        rel_se = (
-            None
-            if se is None or cse is None
-            else ratio * float(np.sqrt((se / w) ** 2 + (cse / c) ** 2))
-        )
-        out.append({**r, "pif": ratio, "pif_se": rel_se})
-    return out
-
-
-#: the scale-free weights panel a size factor's chart adds (`level_panels`)
-RELATIVE = {"pif_relative": ("weights ÷ chance", "PIF ÷ PIF at initialization")}
-REFERENCES["pif_relative"] = ("pif_relative_chance", "at initialization (= 1)")
-
-
 def level_panels(rows: list[dict], factor: str) -> tuple[list[dict], dict[str, tuple[str, str]]]:
-    """The rows and panels of a factor's level chart: the three levels, and for a factor that
-    changes the matrices' size (`SIZE_FACTORS`) weights ÷ chance beside them, with the chance
-    level (1) drawn dashed."""
-    if factor not in SIZE_FACTORS:
-        return rows, LEVELS
-    out = [
-        {
-            **r,
-            "pif_relative": q["pif"],
-            "pif_relative_se": q["pif_se"],
-            "pif_relative_chance": None if q["pif"] is None else 1.0,
-        }
-        for r, q in zip(rows, relative_to_chance(rows))
-    ]
-    return out, {**LEVELS, **RELATIVE}
+    """The rows and panels of a factor's level chart: one panel per verdict rule's value."""
+    return rows, LEVELS
 
 
 def contravariance_rows(
     by_factor: dict[tuple[str, str], tuple[list[dict], list[str]]],
     grids: dict[tuple[str, str], dict[str, str]] | None = None,
 ) -> list[dict]:
-    """One row per (task, factor, setting, level): measured direction beside the paper's;
-    dynamics rows also carry the DSA grid's verdict (`grid.grid_verdict`) where computed."""
+    """One row per (task, factor, setting, level): the measured change under the level's rule
+    (`verdicts.RULES`) beside the paper's direction, with every test of the table one family
+    (`settle_family`). Dynamics rows carry the DSA grid's directions (`grid.grid_verdict`) as a
+    sensitivity display beside the verdict, not a veto."""
     out = []
     for (task, factor), (rows, series) in sorted(by_factor.items()):
         settings: dict[str, list[dict]] = {}
         for r, label in zip(rows, setting_labels(rows, series)):
             settings.setdefault(label, []).append(r)
         for label, group in settings.items():
-            checks = [(metric, level, group) for metric, (level, _) in LEVELS.items()]
-            if factor in SIZE_FACTORS:
-                checks.append(("pif", "weights ÷ chance", relative_to_chance(group)))
-            for metric, level, sub in checks:
-                got = direction(sub, factor, metric)
-                paper = PAPER.get(factor, {}).get(LEVELS[metric][0], "")
-                if got is None:
-                    continue
-                arrow, verdict, diff, two_se, floor, p = got
-                measured = sorted(
-                    (r for r in sub if r.get(metric) is not None), key=lambda r: r[factor]
-                )
+            for t in compare_levels(group, factor):
+                paper = PAPER.get(factor, {}).get(PAPER_LEVEL[t.level], "")
                 grid = (
-                    (grids or {}).get((task, factor), {}).get(label, "") if metric == "dsa" else ""
+                    (grids or {}).get((task, factor), {}).get(label, "")
+                    if t.level == "dynamics"
+                    else ""
                 )
-                if grid and not grid.startswith(f"{arrow} at all"):
-                    verdict = "not resolved"  # a dynamics direction must hold across the grid
-                agrees = agreement(verdict, arrow, paper)
                 out.append(
                     {
                         "task": task,
                         "factor": factor,
                         "setting": label,
-                        "level": level,
-                        "measured": arrow,
-                        "n": f"{measured[0].get('n', '?')} → {measured[-1].get('n', '?')}",
-                        "difference": f"{diff:+.3g}",
-                        "2 SE": f"{two_se:.2g}",
-                        "floor": f"{floor:.2g}" if metric in FLOORS else "",
-                        "spread p": f"{p:.2g}" if p is not None else "",
-                        "_p": p,
+                        "level": t.level,
+                        "measured": t.arrow,
+                        "n": f"{t.n[0]} → {t.n[1]}" + (f" ({t.paired} paired)" if t.paired else ""),
+                        "difference": f"{t.difference:+.3g}",
+                        "SE": "" if t.se is None else f"{t.se:.2g}",
+                        "p": "" if t.p is None else f"{t.p:.2g}",
                         "paper": paper,
-                        "verdict": agrees,
                         "DSA grid": grid,
+                        "_test": t,
                     }
                 )
-    return holm_spread(out)
+    return settle_family(out)
 
 
-#: the Holm column, in words (the report's table note and reproduce's summary.md)
-HOLM_NOTE = (
-    "Holm p: the spread p adjusted by Holm's step-down method for every behavior test in the "
-    "table, the family-wise chance of any false call; the verdict itself uses the spread p"
+#: the verdict rule, in words (the report's table note and reproduce's summary.md)
+VERDICT_NOTE = (
+    "verdict: resolved when the level's test (behavior: Brown–Forsythe on the deviations from "
+    "the median, which must move the std's way; dynamics: the noise-corrected DSA distance; "
+    "weights: PIF ÷ n², the paper's, and beside it PIF of Frobenius-normalized matrices) gives "
+    f"a Holm-adjusted p < {ALPHA:g} over every test in the table (Holm p); SE: of the tested "
+    "difference; seeds needed: networks per level that would resolve the observed difference "
+    "at 80 % power; scale-free: whether the paper-metric weights change survives the "
+    "scale-free metric"
 )
 
 
-def holm_spread(rows: list[dict]) -> list[dict]:
-    """Set each row's "Holm p": its spread p adjusted (`summary.holm`) for all the rows of
-    the table that carry one (the raw p rides in "_p"); in place, and returned."""
-    from degeneracy.analysis.summary import holm
-
-    tested = [r for r in rows if r.get("_p") is not None]
-    for r, adjusted in zip(tested, holm([r["_p"] for r in tested])):
-        r["Holm p"] = f"{adjusted:.2g}"
+def settle_family(rows: list[dict]) -> list[dict]:
+    """Verdicts for the rows of one family (their `_test`s): Holm p, verdict, seeds needed,
+    and on each weights row whether it survives the scale-free metric; in place, returned."""
+    tested = [r for r in rows if r.get("_test") is not None]
+    got = decide([r["_test"] for r in tested], [r["paper"] for r in tested])
+    for r, v in zip(tested, got):
+        r["Holm p"] = "" if v["Holm p"] is None else f"{v['Holm p']:.2g}"
+        r["verdict"] = v["agrees"]
+        r["seeds needed"] = "" if v["seeds needed"] is None else str(v["seeds needed"])
+        r["_resolved"] = v["resolved"]
+    by_key: dict[tuple, dict[str, dict]] = {}
+    for r in tested:
+        by_key.setdefault((r["task"], r["factor"], r["setting"]), {})[r["level"]] = r
+    for levels in by_key.values():
+        w, sf = levels.get("weights"), levels.get("weights (scale-free)")
+        if w is not None:
+            w["scale-free"] = scale_free_reading(
+                {"resolved": w["_resolved"], "arrow": w["measured"]},
+                None if sf is None else {"resolved": sf["_resolved"], "arrow": sf["measured"]},
+            )
     for r in rows:
-        r.setdefault("Holm p", "")
+        for c in VERDICT_COLUMNS:
+            r.setdefault(c, "")
     return rows
 
 
@@ -532,13 +503,12 @@ def render_html(
     if table:
         parts.append("<h2>Contravariance: measured direction of change vs the paper</h2>")
         parts.append(
-            "<p class='note'>Direction from the lowest to the highest value of each "
-            "factor, compared with the paper (Huang et al. 2025). A direction is claimed only "
-            "where the difference exceeds 2 standard errors (both ends need at least "
-            f"{MIN_N} networks) and, for dynamics, the noise floor (a network's DSA distance "
-            "to itself on an independent probe set) at every point of the DSA setting grid; "
-            f"{SPREAD_NOTE}; otherwise the verdict is 'not resolved'. {HOLM_NOTE}. n: converged "
-            "networks at the lowest → highest level.</p>"
+            "<p class='note'>Change from the lowest to the highest value of each factor, "
+            "compared with the paper (Huang et al. 2025); each level's rule is fixed in "
+            f"degeneracy.analysis.verdicts: {VERDICT_NOTE}. Both ends need at least {MIN_N} "
+            "networks. DSA grid: the dynamics direction at other DSA settings, a sensitivity "
+            "display, not part of the verdict. n: converged networks at the lowest → highest "
+            "level.</p>"
         )
         cols = VERDICT_COLUMNS
         parts.append("<table><tr>" + "".join(f"<th>{c}</th>" for c in cols) + "</tr>")
@@ -583,15 +553,17 @@ def render_html(
 
 def _dsa_note() -> str:
     from degeneracy.analysis.metrics import DSA_TASK_DEFAULTS
+    from degeneracy.analysis.params import DSAMetricParams
 
-    per_task = "; ".join(
-        f"{t}: {d['n_delays']} delays, rank {d['rank']}" for t, d in DSA_TASK_DEFAULTS.items()
-    )
+    p = DSAMetricParams()
+    delays = "; ".join(f"{t}: {d['n_delays']}" for t, d in DSA_TASK_DEFAULTS.items())
     return (
-        "Dynamics: DSA with the reference (dsa-metric) operator fit at each task's default "
-        f"({per_task}), angular score in radians. The paper writes the Frobenius score; both "
-        "are stored per pair (score = 'euclidean' in SQL). Directions are also checked over "
-        "5/10/20 delays x rank 5/10/20."
+        f"Dynamics: DSA with the reference (dsa-metric) operator fit on {p.trials} probe "
+        "trials per fit (stored networks run again from their weights), delays per task "
+        f"({delays}), at one rank for every level compared: the smallest keeping "
+        f"{p.share:.0%} of the delay embedding's variance for their median network (at most "
+        f"{p.max_rank}); angular score in radians. The paper writes the Frobenius score; both "
+        "are stored per pair (score = 'euclidean' in SQL)."
     )
 
 
@@ -677,7 +649,7 @@ def clear_page(out: Path) -> None:
 
 
 def build_report(
-    registry, out_dir: str | Path, where: str | None = None, progress=None, grid: bool = True
+    registry, out_dir: str | Path, where: str | None = None, progress=None, grid: bool = False
 ) -> Path:
     """Analyze what the registry holds (reusing every cached pair), write report.html and PNGs.
 
@@ -691,8 +663,6 @@ def build_report(
     from degeneracy.registry.errors import RegistryError
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    clear_page(out)
     base = f"({where})" if where else "TRUE"
     with registry.read_query(
         f"SELECT task, count(*), sum(converged::INT), "
@@ -706,6 +676,8 @@ def build_report(
         tasks = rel.fetchall()
     if not tasks:
         raise RegistryError("no networks to report on" + (" (check --where)" if where else ""))
+    out.mkdir(parents=True, exist_ok=True)  # only once the filter is known to be good
+    clear_page(out)
     header = [
         f"Registry: {registry.root}",
         *("Provenance: " + x for x in provenance_lines(registry, base)),

@@ -101,6 +101,82 @@ def mean_pairwise(d: np.ndarray, se: str = "bootstrap") -> tuple[float, float]:
     return mean, float(np.sqrt((n - 1) / n * ((loo - loo.mean()) ** 2).sum()))
 
 
+def corrected_distance(cross: np.ndarray, floors: np.ndarray) -> dict[str, float]:
+    """A group's between-network distance with the probe noise removed.
+
+    A fitted operator is its network's true operator plus an error from the finite probe set.
+    For small errors the squared distance between two fits adds the errors' squares to the
+    true one: E[x²_ij] ≈ δ²_ij + σ²_i + σ²_j for fits of i and j on independent probe sets
+    (`cross`), and E[f²_i] ≈ 2σ²_i for network i's floor (its two fits). Each network enters
+    n − 1 of the n(n − 1)/2 pairs, so
+        excess = mean over pairs x²_ij − mean over networks f²_i   ≈   mean over pairs δ²_ij,
+    unbiased for the mean squared true distance (negative when there is none: copies of one
+    network under probe noise score about 0). `corrected` = sign(excess)·√|excess| is in the
+    distance's unit. SEs by the jackknife over networks (leave one network out of every pair
+    and floor it enters), which accounts for pairs sharing networks.
+
+    Returns {excess, excess_se, corrected, corrected_se, n, loo} (`loo`: the excess with each
+    network left out, in order; None under 3 networks); NaN where a floor is missing or n < 2
+    (SEs: n < 3)."""
+    x = np.asarray(cross, dtype=np.float64) ** 2
+    f = np.asarray(floors, dtype=np.float64) ** 2
+    n = len(f)
+    nan = float("nan")
+    out: dict = {
+        "excess": nan, "excess_se": nan, "corrected": nan, "corrected_se": nan, "n": n,
+        "loo": None,
+    }  # fmt: skip
+    if n < 2 or not np.isfinite(f).all():
+        return out
+
+    def signed_root(v):
+        return np.sign(v) * np.sqrt(np.abs(v))
+
+    iu = np.triu_indices(n, 1)
+    excess = float(x[iu].mean() - f.mean())
+    out.update(excess=excess, corrected=float(signed_root(excess)))
+    if n < 3:
+        return out
+    total, row = x[iu].sum(), x.sum(axis=1) - np.diag(x)
+    loo = (total - row) / ((n - 1) * (n - 2) / 2) - (f.sum() - f) / (n - 1)
+    jack = np.sqrt((n - 1) / n * ((loo - loo.mean()) ** 2).sum())
+    root = signed_root(loo)
+    out.update(
+        loo=loo,
+        excess_se=float(jack),
+        corrected_se=float(np.sqrt((n - 1) / n * ((root - root.mean()) ** 2).sum())),
+    )
+    return out
+
+
+def pairwise_loo(d: np.ndarray) -> np.ndarray | None:
+    """The mean off-diagonal distance with each network left out, in order (None under 3)."""
+    d = np.asarray(d, dtype=np.float64)
+    n = d.shape[0]
+    if n < 3:
+        return None
+    iu = np.triu_indices(n, 1)
+    row = d.sum(axis=1) - np.diag(d)
+    return (d[iu].sum() - row) / ((n - 1) * (n - 2) / 2)
+
+
+def paired_jackknife_se(
+    full: tuple[float, float], loo: tuple[dict, dict]
+) -> tuple[float, int] | None:
+    """SE of θ₁ − θ₀ by the jackknife over seeds, for two groups that share seeds (networks of
+    one seed start from the same initialization): each seed is left out of every group it is
+    in at once, so a correlation between a seed's networks enters the SE. `full`: (θ₀, θ₁);
+    `loo`: per group {seed: θ without that seed's network}. Returns (SE, shared seeds), None
+    where fewer than 3 seeds are shared."""
+    shared = set(loo[0]) & set(loo[1])
+    if len(shared) < 3:
+        return None
+    seeds = sorted(set(loo[0]) | set(loo[1]), key=str)
+    m = len(seeds)
+    d = np.array([loo[1].get(s, full[1]) - loo[0].get(s, full[0]) for s in seeds], dtype=np.float64)
+    return float(np.sqrt((m - 1) / m * ((d - d.mean()) ** 2).sum())), len(shared)
+
+
 def classical_mds(d: np.ndarray, dims: int = 2) -> np.ndarray:
     """Torgerson MDS: coordinates (n, dims) whose distances best match `d` (double centring)."""
     d = np.asarray(d, dtype=np.float64)

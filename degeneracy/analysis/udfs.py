@@ -6,6 +6,9 @@
     dsa_floor(ids [, params_json])               -- mean per-network DSA noise floor: each
                                                     network's distance to itself on an
                                                     independent probe set ("id" vs "id_b")
+    dsa_corrected(ids [, params_json])           -- the noise-corrected DSA distance the
+                                                    dynamics verdict reads
+                                                    (summary.corrected_distance)
     weight_change(id)                            -- per-network metrics of the table
     kernel_alignment(id)                            (feature learning: ‖W_T − W_0‖/‖W_0‖ of
                                                     W_h, and the NTK alignment init vs end)
@@ -57,6 +60,22 @@ def register(con: duckdb.DuckDBPyConnection, registry) -> LazyCache:
         floors = cache.get().floors("dsa", ids, params)
         return None if np.isnan(floors).all() else float(np.nanmean(floors))
 
+    def group_corrected(ids, params):
+        import numpy as np
+
+        from degeneracy.analysis.summary import corrected_distance
+
+        ids = [i for i in (ids or []) if i is not None]
+        if len(ids) < 2:
+            return None
+        c = cache.get()
+        text = c.resolve("dsa", ids, params)[2]  # the share rule's rank, once for both
+        floors = c.floors("dsa", ids, text)
+        if not np.isfinite(floors).all():
+            return None
+        value = corrected_distance(c.cross("dsa", ids, text), floors)["corrected"]
+        return None if math.isnan(value) else float(value)
+
     def per_network(fn):
         def call(nid):
             value = None if nid is None else fn(registry, nid)
@@ -102,6 +121,19 @@ def register(con: duckdb.DuckDBPyConnection, registry) -> LazyCache:
     con.execute(
         "CREATE OR REPLACE TEMP MACRO dsa_floor(ids) AS _degeneracy_dsa_floor(ids, '{}'), "
         "(ids, params) AS _degeneracy_dsa_floor(ids, params)"
+    )
+    con.create_function(  # type: ignore[call-overload]  # stub lacks str null_handling
+        "_degeneracy_dsa_corrected",
+        group_corrected,
+        [duckdb.list_type(v), v],
+        sqltypes.DOUBLE,
+        null_handling="special",
+        side_effects=True,
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP MACRO dsa_corrected(ids) AS "
+        "_degeneracy_dsa_corrected(ids, '{}'), "
+        "(ids, params) AS _degeneracy_dsa_corrected(ids, params)"
     )
     con.execute(
         "CREATE OR REPLACE TEMP MACRO mean_pairwise(metric, ids) AS "

@@ -39,6 +39,10 @@ ChunkPairsOpt = Annotated[
 ]
 
 
+#: columns the table leaves out (what the verdicts test, shown in the verdict table instead)
+TABLE_HIDDEN = {"behavior_mean", "behavior_log", "behavior_mad", "behavior_n", "dsa_excess"}
+
+
 def _params(items: list[str]) -> dict[str, str]:
     out = {}
     for item in items:
@@ -98,6 +102,10 @@ def analyze(
 
     pair_executor(executor, address, chunk_pairs)  # bad values: one line before any work
     reg = open_registry(registry)
+    if out is not None:
+        reg.outside(out)
+    if format is Format.parquet and out is None:
+        raise RegistryError("--format parquet needs --out FILE (Parquet is binary)")
     cols = [c.strip() for c in group_by.split(",")] if group_by else None
     if dsa_grid is not None:
         if executor == "ray":
@@ -115,6 +123,14 @@ def analyze(
         )
         return
     names = [m.strip() for m in metrics.split(",") if m.strip()]
+    if not names:
+        raise RegistryError(f"--metrics names no metric (known: {', '.join(METRICS)})")
+    extra = sorted(set(_params(params or [])) - set(names))
+    if extra:
+        raise RegistryError(
+            f"--params for {', '.join(extra)}, which --metrics does not ask for "
+            f"({', '.join(names)})"
+        )
     shown = [
         TextColumn("{task.description}"),
         BarColumn(),
@@ -143,13 +159,27 @@ def analyze(
     if not rows:
         say("no (converged) networks match")
         return
-    keys = [k for k in rows[0] if k not in columns and not k.endswith("_se")]
+    keys = [k for k in rows[0] if k not in columns and not k.endswith("_se") and k[0] != "_"]
     if format is Format.table:
-        header = keys + columns
+        from degeneracy.api import compare
+
+        # the test's intermediates stay in CSV/JSON/Parquet and the `results` table
+        main = [c for c in columns if c not in TABLE_HIDDEN]
+        header = keys + main
         body = [
-            tuple(r[k] for k in keys) + tuple(pm(r[c], r[f"{c}_se"]) for c in columns) for r in rows
+            tuple(r[k] for k in keys) + tuple(pm(r[c], r[f"{c}_se"]) for c in main) for r in rows
         ]
         emit(header, body, format, out)
+        found = compare(rows, [k for k in keys if k != "n"])
+        if found and out is None:
+            vcols = ["factor", "setting", "level", "measured", "n", "difference", "SE", "p",
+                     "Holm p", "verdict", "seeds needed", "scale-free"]  # fmt: skip
+            say(
+                "\nLowest → highest level, under the declared rules (degeneracy.analysis."
+                "verdicts; one Holm family); seeds needed: networks per level that would "
+                "resolve the difference at 80 % power:"
+            )
+            emit(vcols, [tuple(v[c] for c in vcols) for v in found], format, None)
     else:
         header = keys + [x for c in columns for x in (c, f"{c}_se")]
         emit(header, [tuple(r[h] for h in header) for r in rows], format, out)
@@ -216,9 +246,14 @@ def distances(
 
     from degeneracy.api import distances as run
 
-    ids, d, coords = run(
-        open_registry(registry), metric, where, params, executor, address, chunk_pairs, say
-    )
+    reg = open_registry(registry)
+    if out is not None:  # checked before any pair is computed
+        out = reg.outside(out)
+        if out.suffix not in (".csv", ".parquet"):
+            raise RegistryError(f"--out must end in .csv or .parquet, got {out.name!r}")
+        if not out.parent.is_dir():
+            raise RegistryError(f"--out: folder {out.parent} does not exist")
+    ids, d, coords = run(reg, metric, where, params, executor, address, chunk_pairs, say)
     iu = np.triu_indices(len(ids), 1)
     pairs = pa.table(
         {"a": [ids[i] for i in iu[0]], "b": [ids[j] for j in iu[1]], "distance": d[iu]}

@@ -41,19 +41,42 @@ def demo(
         f"CPU-scale threshold {s['threshold']:g} (the paper's is 1e-3)"
     )
     emit(res.columns, res.levels, Format.table)
+    shown = ["behavior", "dsa_corrected", "dsa", "dsa_floor", "pif", "pif_chance"]
+    shown += ["pif_scaled", "pif_scaled_chance"]
     typer.echo(
         f"degeneracy over the n converged networks of each level (± SE over networks: {SE_NOTE})"
-        ": behavior = std of OOD loss; dsa = mean pairwise DSA distance (dynamics; reference "
-        "fit, 10 delays, rank 10, angular score, rad) beside its noise floor (each network "
-        "against itself on an independent probe set); pif = mean permutation-invariant weight "
-        "distance (‖ΔW‖_F / n²) beside its chance level (the same networks at initialization)"
+        ": behavior = std of OOD loss; dsa_corrected = the DSA distance with the probe noise "
+        "removed (what the dynamics verdict reads), beside the uncorrected mean pairwise DSA "
+        "distance and its noise floor (each network against itself on an independent probe "
+        f"set); {_dsa_setting(res.groups)}; pif = mean permutation-invariant weight distance "
+        "(‖ΔW‖_F / n²), pif_scaled = the same between matrices divided by their Frobenius "
+        "norm, each beside its chance level (the same networks at initialization)"
     )
-    shown = ["behavior", "dsa", "dsa_floor", "pif", "pif_chance"]
     emit(
         ["complexity", "n", *shown],
         [(g["complexity"], g["n"], *(pm(g[m], g[f"{m}_se"]) for m in shown)) for g in res.groups],
         Format.table,
     )
+    from degeneracy.api import compare
+
+    found = compare(res.groups, ["complexity"])
+    if found:
+        cols = ["level", "measured", "n", "difference", "SE", "p", "Holm p", "paper", "verdict",
+                "seeds needed", "scale-free"]  # fmt: skip
+        typer.echo("complexity 1 → 3 under the declared rules (docs/STATISTICS.md):")
+        emit(cols, [tuple(v[c] for c in cols) for v in found], Format.table)
     typer.echo(f"report: {res.report} (open it in a browser; PNGs beside it)")
     typer.echo(f"registry: {reg.root}  ({time.perf_counter() - t0:.0f} s)")
     typer.echo(f"next: degeneracy --registry {reg.root} ls")
+
+
+def _dsa_setting(groups: list[dict]) -> str:
+    """The DSA fit the values were computed at, from the rows themselves."""
+    ranks = {int(g["dsa_rank"]) for g in groups if g.get("dsa_rank") is not None}
+    trials = {int(g["dsa_trials"]) for g in groups if g.get("dsa_trials") is not None}
+    if len(ranks) != 1 or len(trials) != 1:
+        return "DSA at each group's own setting"
+    return (
+        f"DSA: reference fit, 10 delays, rank {ranks.pop()} (the share rule's), "
+        f"{trials.pop()} probe trials per fit, angular score, rad"
+    )

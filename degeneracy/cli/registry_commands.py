@@ -86,6 +86,8 @@ def query(
     if format is Format.parquet and out is None:
         raise RegistryError("--format parquet needs --out FILE (Parquet is binary)")
     reg = open_registry(registry)
+    if out is not None:
+        reg.outside(out)
     if format is Format.parquet:
         import pyarrow.parquet as pq
 
@@ -112,6 +114,8 @@ def ls_(
     from degeneracy.api import conditions_sql
 
     reg = open_registry(registry)
+    if out is not None:
+        reg.outside(out)
     with reg.read_query(conditions_sql(reg, where)) as rel:
         columns, rows = rel.columns, rel.fetchall()
     if not rows and format is Format.table:

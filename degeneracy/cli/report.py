@@ -17,6 +17,14 @@ def report(
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Folder (default: REGISTRY/report).")
     ] = None,
+    grid: Annotated[
+        bool,
+        typer.Option(
+            "--grid",
+            help="Also each factor's dynamics at every point of the 3 x 3 DSA setting grid "
+            "(a sensitivity display beside the verdict; 9 more analyses).",
+        ),
+    ] = False,
     registry: RegistryOpt = None,
 ) -> None:
     """Write report.html (renders offline) and a PNG per chart: degeneracy vs each factor at
@@ -26,5 +34,8 @@ def report(
     """
     from degeneracy.api import report as run
 
-    path = run(open_registry(registry), out, where, progress=say)
+    reg = open_registry(registry)
+    if out is not None:
+        out = reg.outside(out, allowed="report")
+    path = run(reg, out, where, grid, progress=say)
     typer.echo(f"report: {path}")

@@ -59,15 +59,6 @@ def reproduce(
             help="--no-train: analyze and report what is stored, train nothing.",
         ),
     ] = True,
-    settle: Annotated[
-        bool,
-        typer.Option(
-            "--settle",
-            help="Also run the dynamics settling study: DSA on the stored networks re-probed on "
-            "32, 128 and 512 trials, at the fixed rank and at the rank keeping 95% of the "
-            "variance (settle.csv, settle_verdicts.csv, settle.md; resumable).",
-        ),
-    ] = False,
     seeds: Annotated[
         int | None,
         typer.Option(
@@ -90,8 +81,7 @@ def reproduce(
     """Train, analyze and report every cell of the paper's table at one scale.
 
     Resumable: rerunning trains only what is missing. Writes levels.csv, verdicts.csv,
-    grid.csv, summary.md and report.html (+ PNGs); with --settle also the dynamics settling
-    study (settle.csv, settle_verdicts.csv, settle.md).
+    grid.csv, summary.md and report.html (+ PNGs).
 
     Example: `degeneracy reproduce --scale tiny --only flipflop`
     """
@@ -103,6 +93,8 @@ def reproduce(
     sample = Seeds(first_seed, seeds)  # bad counts fail here, before a registry is created
     dev = pick_device(device)
     reg = open_registry(registry, create=True)
+    if out is not None:  # its own pages may stand inside the registry, nothing else
+        out = reg.outside(out, allowed=f"reproduce-{scale}")
     plan = prepare(reg, scale, only, workers, threads, dev, say, sample)
     rows = []
     for pc in plan.cells:
@@ -133,7 +125,6 @@ def reproduce(
         lambda r, j, d, s: run_jobs(r, j, d, s, workers=workers, threads=plan.threads),
         say,
         "degeneracy " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-        settle=settle,
     )
     from degeneracy.analysis.report import VERDICT_COLUMNS
 
@@ -150,8 +141,6 @@ def reproduce(
     )
     p = outcome.paths
     typer.echo(f"numbers: {p['levels']}, {p['verdicts']}, {p['summary']}")
-    if settle:
-        typer.echo(f"settling study: {p['settle_summary']}, {p['settle_verdicts']}")
     typer.echo(
         f"report: {outcome.report}  ({_minutes(outcome.seconds)}: training "
         f"{_minutes(outcome.train_seconds)}, analysis "

@@ -111,6 +111,46 @@ def check_read_query(con: duckdb.DuckDBPyConnection, sql: str) -> None:
         check_read_query(con, inner)
 
 
+#: table functions that open files by name. With external access off DuckDB still lets them
+#: open the attached catalog and its WAL, so a user's query may call none of them: the plan of
+#: every query is checked (`refuse_file_reads`)
+FILE_FUNCTIONS = ("READ_", "PARQUET_", "GLOB", "SNIFF_CSV", "ICEBERG_", "DELTA_")
+
+
+def refuse_file_reads(con: duckdb.DuckDBPyConnection, sql: str, params=None) -> None:
+    """Refuse a read query whose plan calls a table function that opens files by name (the
+    array views read pyarrow datasets; nothing a user types needs to name a file)."""
+    import json
+
+    stmt = con.extract_statements(sql)[0]
+    inner = _explained(sql) if stmt.type == duckdb.StatementType.EXPLAIN else sql
+    if inner is None:
+        return
+    try:
+        rows = con.execute(f"EXPLAIN (FORMAT JSON) {inner}", params).fetchall()
+    except duckdb.Error:
+        return  # the query fails when it runs, with its own message
+    stack = [json.loads(r[1]) for r in rows]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        info = node.get("extra_info")
+        names = [str(node.get("name", ""))]
+        if isinstance(info, dict):
+            names.append(str(info.get("Function", "")))
+        for name in names:
+            if name.upper().startswith(FILE_FUNCTIONS):
+                raise RegistryError(
+                    f"{name.lower()}: a query may read the registry's tables and views only, "
+                    "not files"
+                )
+        stack.extend(node.get("children", []))
+
+
 def _explained(sql: str) -> str | None:
     """The statement an EXPLAIN [ANALYZE] [(options)] explains, as text."""
     tokens = [(pos, kind) for pos, kind in duckdb.tokenize(sql) if kind.name != "comment"]

@@ -15,7 +15,12 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from degeneracy import __version__
-from degeneracy.registry.connection import check_read_query, confine, open_catalog
+from degeneracy.registry.connection import (
+    check_read_query,
+    confine,
+    open_catalog,
+    refuse_file_reads,
+)
 from degeneracy.registry.errors import RegistryError
 from degeneracy.registry.layout import Layout, default_path
 from degeneracy.schema import catalog as ddl
@@ -128,6 +133,36 @@ class Registry:
 
     def __repr__(self) -> str:
         return f"Registry({str(self.root)!r})"
+
+    def require_writable(self) -> None:
+        """One clear error, before any training, where this process cannot write the registry
+        (another user's registry, a read-only mount): not a DuckDB error after the work."""
+        import os
+
+        places = [self.root, self.layout.catalog, self.layout.data, self.layout.pending]
+        blocked = [p for p in places if p.exists() and not os.access(p, os.W_OK)]
+        if blocked:
+            raise RegistryError(
+                f"registry {self.root} is read-only for this user ({blocked[0].name} is not "
+                "writable): nothing can be stored"
+            )
+
+    def outside(self, path: str | Path, allowed: str | None = None) -> Path:
+        """`path`, checked to resolve (symlinks included, the missing part taken as written)
+        outside this registry's folder, where no output may land: a file written there could
+        replace the catalog or add rows to a kind's data. `allowed`: the one subfolder a
+        command owns (`report`'s and `reproduce`'s default pages), which it may write into."""
+        target = Path(path).expanduser().resolve()
+        root = self.root.resolve()
+        if target != root and root not in target.parents:
+            return target
+        if allowed is not None:
+            own = (root / allowed).resolve()
+            if target == own or own in target.parents:
+                return target
+        raise RegistryError(
+            f"{path}: an output path inside the registry ({root}) is refused; write it elsewhere"
+        )
 
     # ---------------------------------------------------------------- create / open
     @classmethod
@@ -303,6 +338,7 @@ class Registry:
             bound = copy.copy(self)
             bound._shared = con
             extra = self.sql_functions(con, bound) if self.sql_functions is not None else None
+            refuse_file_reads(con, query, params)
             try:
                 yield con, con.sql(query, params=params)
             except duckdb.Error as exc:
@@ -475,7 +511,7 @@ class Registry:
         from degeneracy.registry.exchange import write_exchange
         from degeneracy.registry.reader import ensemble_tables
 
-        folder = Path(folder)
+        folder = self.outside(folder)
         if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
             what = "a file" if not folder.is_dir() else "a folder that is not empty"
             raise RegistryError(f"{folder} is {what}: export writes a new folder")

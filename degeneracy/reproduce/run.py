@@ -21,7 +21,7 @@ from typing import Any
 
 from degeneracy.analysis.grid import COLUMNS as GRID_COLUMNS
 from degeneracy.analysis.params import SE_NOTE
-from degeneracy.analysis.report import DSA_NOTE, HOLM_NOTE, SPREAD_NOTE, holm_spread
+from degeneracy.analysis.report import DSA_NOTE, VERDICT_NOTE, settle_family
 from degeneracy.analysis.report import VERDICT_COLUMNS as REPORT_VERDICT_COLUMNS
 from degeneracy.registry.ids import network_id
 from degeneracy.reproduce.cells import Cell, Seeds, load, select
@@ -50,11 +50,21 @@ LEVEL_COLUMNS = [
     "dynamics_se",
     "dynamics_floor",
     "dynamics_floor_se",
+    "dynamics_corrected",
+    "dynamics_corrected_se",
+    "dynamics_excess",
+    "dynamics_excess_se",
     "dsa_kept",
+    "dsa_rank",
+    "dsa_trials",
     "weights",
     "weights_se",
     "weights_chance",
     "weights_chance_se",
+    "weights_scaled",
+    "weights_scaled_se",
+    "weights_scaled_chance",
+    "weights_scaled_chance_se",
     "weight_change",
     "weight_change_se",
     "kernel_alignment",
@@ -66,6 +76,10 @@ RENAME = {
     "dynamics_floor": "dsa_floor",
     "weights": "pif",
     "weights_chance": "pif_chance",
+    "dynamics_corrected": "dsa_corrected",
+    "dynamics_excess": "dsa_excess",
+    "weights_scaled": "pif_scaled",
+    "weights_scaled_chance": "pif_scaled_chance",
 }
 VERDICT_COLUMNS = ["cell", *REPORT_VERDICT_COLUMNS]
 
@@ -260,11 +274,9 @@ def run(
     runner: Callable | None = None,
     say: Say | None = None,
     command: str | None = None,
-    settle: bool = False,
 ) -> Outcome:
     """Train what the plan lacks (unless `train_missing` is false: then analyze what is
-    stored), analyze every cell, write the CSVs, summary.md and the report; with `settle`,
-    also the dynamics settling study (`reproduce.settle`)."""
+    stored), analyze every cell, write the CSVs, summary.md and the report."""
     from degeneracy.analysis.report import clear_page
 
     t0 = time.perf_counter()
@@ -279,8 +291,8 @@ def run(
     with _analysis_pool(plan) as pool:
         executor = None if pool is None else PoolPairs(pool)
         results = [analyze_cell(registry, pc, grid, say, executor, plan.seeds) for pc in plan.cells]
-        # behavior's tests are one family across the run's cells, not one per cell
-        holm_spread([v for res in results for v in res.verdicts])
+        # every test of the run (cells × levels) is one family, not one per cell
+        settle_family([v for res in results for v in res.verdicts])
     info = versions(plan.device)
     command = command or f"degeneracy reproduce --scale {plan.scale}"
     paths = write_outputs(
@@ -293,11 +305,6 @@ def run(
         "settings per cell in summary.md.",
     ]
     report = write_report(folder, results, header)
-    if settle:
-        from degeneracy.reproduce import settle as study
-
-        with _analysis_pool(plan) as pool:
-            paths.update(study.run(registry, plan, folder, say, pool))
     return Outcome(results, paths, report, time.perf_counter() - t0, trained)
 
 
@@ -513,16 +520,15 @@ def write_outputs(
         "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in info.items()),
         "",
-        f"Dynamics: mean pairwise DSA distance beside its noise floor (each network against "
-        f"itself on an independent probe set). {DSA_NOTE} "
-        "Weights: mean pairwise PIF distance (‖ΔW‖_F / n²) beside its chance level (the same "
-        "networks at initialization). Behavior: std of OOD loss (the paper's measure), beside "
-        "it log behavior, the std of log OOD loss, where one network far out in the tail weighs "
-        f"less. ± = standard error over networks ({SE_NOTE}); n = converged networks used. "
-        "A direction is resolved only when the "
-        "difference between the lowest and highest level exceeds 2 SE and (dynamics) the floor, "
-        "and (dynamics) holds at all 9 points of the DSA grid (5/10/20 delays × rank 5/10/20); "
-        f"{SPREAD_NOTE}. {HOLM_NOTE}.",
+        "Dynamics: the noise-corrected DSA distance (pairs across two independent probe sets, "
+        "minus each network's distance to itself across them, on the squared scale), beside "
+        f"the uncorrected mean pairwise distance and the noise floor. {DSA_NOTE} "
+        "Weights: mean pairwise PIF distance (‖ΔW‖_F / n², the paper's) and the scale-free PIF "
+        "(each matrix ÷ its Frobenius norm), each beside its chance level (the same networks "
+        "at initialization). Behavior: std of OOD loss (the paper's measure), beside it log "
+        "behavior, the std of log OOD loss. "
+        f"± = standard error over networks ({SE_NOTE}); n = converged networks used. "
+        f"{VERDICT_NOTE}.",
         "",
         "## Settings",
         "",
@@ -542,9 +548,11 @@ def write_outputs(
         "",
         "## Per level",
         "",
-        "| cell | level | converged / trained | n | behavior | log behavior | dynamics | floor | "
+        "| cell | level | converged / trained | n | behavior | log behavior | dynamics "
+        "(corrected) | uncorrected | floor | rank, trials | weights | chance | scale-free "
         "weights | chance | ‖ΔW‖/‖W₀‖ | kernel alignment |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- "
+        "| --- | --- |",
     ]
     for r in levels:
         lines.append(
@@ -553,26 +561,31 @@ def write_outputs(
             + f" | {r['converged']} / {r['trained']} | {r['n']} | "
             f"{_fmt(r['behavior'], r['behavior_se'])} | "
             f"{_fmt(r['behavior_log'], r['behavior_log_se'])} | "
-            f"{_fmt(r['dynamics'], r['dynamics_se'])} | "
-            f"{_fmt(r['dynamics_floor'])} | {_fmt(r['weights'], r['weights_se'])} | "
-            f"{_fmt(r['weights_chance'])} | {_fmt(r['weight_change'], r['weight_change_se'])} | "
+            f"{_fmt(r['dynamics_corrected'], r['dynamics_corrected_se'])} | "
+            f"{_fmt(r['dynamics'], r['dynamics_se'])} | {_fmt(r['dynamics_floor'])} | "
+            f"{_fmt(r['dsa_rank'])}, {_fmt(r['dsa_trials'])} | "
+            f"{_fmt(r['weights'], r['weights_se'])} | {_fmt(r['weights_chance'])} | "
+            f"{_fmt(r['weights_scaled'], r['weights_scaled_se'])} | "
+            f"{_fmt(r['weights_scaled_chance'])} | "
+            f"{_fmt(r['weight_change'], r['weight_change_se'])} | "
             f"{_fmt(r['kernel_alignment'], r['kernel_alignment_se'])} |"
         )
     lines += [
         "",
         "## Verdicts",
         "",
-        "| cell | level | measured | n | difference | 2 SE | floor | spread p | Holm p | paper "
-        "| verdict | DSA grid |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| cell | level | measured | n | difference | SE | p | Holm p | paper | verdict "
+        "| seeds needed | scale-free | DSA grid |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for v in verdicts:
         lines.append(
             f"| {v['cell']}"
             + (f" ({v['setting']})" if v["setting"] != "all" else "")
-            + f" | {v['level']} | {v['measured']} | {v['n']} | {v['difference']} | {v['2 SE']} | "
-            f"{v['floor'] or '–'} | {v['spread p'] or '–'} | {v['Holm p'] or '–'} | {v['paper']} | "
-            f"{v['verdict']} | {v['DSA grid'] or '–'} |"
+            + f" | {v['level']} | {v['measured']} | {v['n']} | {v['difference']} | "
+            f"{v['SE'] or '–'} | {v['p'] or '–'} | {v['Holm p'] or '–'} | {v['paper']} | "
+            f"{v['verdict']} | {v['seeds needed'] or '–'} | {v['scale-free'] or '–'} | "
+            f"{v['DSA grid'] or '–'} |"
         )
     missing = [res.cell.name for res in results if not res.verdicts]
     if missing:

@@ -13,7 +13,7 @@ from degeneracy.analysis.pif import PIFParams, pif_distance
 from degeneracy.registry.records import NetworkRecord
 from tests.factories import condition
 
-DSA = {"n_delays": 2, "rank": 4}
+DSA = {"n_delays": 2, "rank": 4, "trials": 0}  # the stored (planted) probe sets
 
 
 def _rnn_trajectories(w: np.ndarray, u: np.ndarray, rng, trials=12, steps=40) -> np.ndarray:
@@ -72,7 +72,7 @@ def test_floor_is_each_networks_distance_between_its_two_probe_fits(registry):
 
     cache = PairwiseCache(registry)
     floors = cache.floors("dsa", _ids(registry), DSA)
-    p = dsa.DSAParams(**DSA)
+    p = dsa.DSAParams(**{k: v for k, v in DSA.items() if k != "trials"})
     for r, got in zip(records, floors):
         ops = np.stack([dsa.fit_operator(r.trajectories[k], p) for k in ("id", "id_b")])
         _, d, _, _ = dsa.all_pairs(ops, p)
@@ -145,22 +145,59 @@ def test_grid_runs_analyze_at_every_point(registry):
     for c in (1, 2):
         cond, records = _networks(n=3, seed=c)
         registry.write_ensemble(condition(hidden=6, complexity=c), records)
-    rows = dsa_grid(registry, "complexity", ["task", "complexity"], n_delays=(1, 2), ranks=(3, 4))
+    stored = {"trials": 0}  # the planted probe sets
+    rows = dsa_grid(
+        registry, "complexity", ["task", "complexity"], None, stored, n_delays=(1, 2), ranks=(3, 4)
+    )
     assert [(r["n_delays"], r["rank"]) for r in rows] == [(1, 3), (1, 4), (2, 3), (2, 4)]
     for r in rows:
         _, groups = analyze(
             registry,
             ["dsa"],
             ["task", "complexity"],
-            params={"dsa": {"n_delays": r["n_delays"], "rank": r["rank"]}},
+            params={"dsa": {"n_delays": r["n_delays"], "rank": r["rank"], **stored}},
             kernel=False,
         )
-        assert [r["low"], r["high"]] == pytest.approx([g["dsa"] for g in groups])
-        assert r["floor"] == pytest.approx(max(g["dsa_floor"] for g in groups))
+        assert [r["low"], r["high"]] == pytest.approx([g["dsa_corrected"] for g in groups])
     # trials too short for the delays: that point is "n/a", not an error
     assert (
-        dsa_grid(registry, "complexity", ["task", "complexity"], n_delays=(60,), ranks=(3,))[0][
+        dsa_grid(registry, "complexity", ["task", "complexity"], None, stored, (60,), (3,))[0][
             "verdict"
         ]
         == "n/a"
     )
+
+
+def test_the_corrected_distance_and_scale_free_pif_come_from_sql_and_analyze_alike(registry):
+    """The cross pairs are each network's fit on "id" against the other's on "id_b", and
+    analyze's corrected value is the estimator on them; SQL gives the same numbers."""
+    from degeneracy.analysis.pairwise_cache import PairwiseCache
+    from degeneracy.analysis.summary import corrected_distance
+
+    cond, records = _networks(n=5)
+    registry.write_ensemble(cond, records)
+    ids = _ids(registry)
+    _, rows = analyze(registry, ["dsa", "pif"], ["task"], params={"dsa": DSA}, kernel=False)
+    (row,) = rows
+    p = dsa.DSAParams(**{k: v for k, v in DSA.items() if k != "trials"})
+    ops = {k: [dsa.fit_operator(r.trajectories[k], p) for r in records] for k in ("id", "id_b")}
+    cross = PairwiseCache(registry).cross("dsa", ids, DSA)
+    for i in range(5):
+        for j in range(i + 1, 5):
+            a, b = sorted((i, j), key=lambda k: ids[k])  # a < b by id: a on id, b on id_b
+            _, d, _, _ = dsa.all_pairs(np.stack([ops["id"][a], ops["id_b"][b]]), p)
+            assert cross[i, j] == pytest.approx(float(d[0]), abs=1e-3)
+    floors = PairwiseCache(registry).floors("dsa", ids, DSA)
+    assert row["dsa_corrected"] == pytest.approx(corrected_distance(cross, floors)["corrected"])
+    got = registry.sql(
+        "SELECT dsa_corrected(list(network_id), ?) AS c, "
+        "mean_pairwise('pif', list(network_id), '{\"norm\": \"frobenius\"}') AS s FROM networks",
+        [json.dumps(DSA)],
+    ).row(0, named=True)
+    assert got["c"] == pytest.approx(row["dsa_corrected"])
+    assert got["s"] == pytest.approx(row["pif_scaled"])
+    w = [r.weights_final["W_h"] / np.linalg.norm(r.weights_final["W_h"]) for r in records]
+    assert (
+        row["pif_scaled"]
+        <= np.mean([np.linalg.norm(w[i] - w[j]) for i in range(5) for j in range(i + 1, 5)]) + 1e-9
+    )  # never above the unpermuted distance

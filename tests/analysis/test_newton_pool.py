@@ -69,7 +69,7 @@ def _pair(tmp_path, name) -> Registry:
 
 
 def test_an_analysis_on_processes_stores_the_single_process_values(tmp_path):
-    params = {"dsa": {"n_delays": 2, "rank": 4}}
+    params = {"dsa": {"n_delays": 2, "rank": 4, "trials": 0}}
     rows, stored = {}, {}
     for executor in ("local", "processes"):
         reg = _pair(tmp_path, executor)
@@ -102,7 +102,7 @@ def test_cli_grid_and_distances_run_on_processes(tmp_path, monkeypatch):
         "--executor",
         "processes",
         "--params",
-        'dsa={"n_delays": 2}',
+        'dsa={"n_delays": 2, "trials": 0}',
         "--format",
         "csv",
         registry=reg.root,

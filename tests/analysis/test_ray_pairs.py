@@ -18,7 +18,7 @@ from tests.factories import condition, make_records
 
 #: with composition rounds (the default): DSA's Newton batches are split over tasks, its
 #: alignment is not, so every value equals the local executor's
-DSA = {"n_delays": 2, "rank": 4}
+DSA = {"n_delays": 2, "rank": 4, "trials": 0}  # the stored (planted) probe sets
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +133,8 @@ def test_analysis_and_distances_on_ray_equal_the_local_executor(
             assert _same(a[k], b[k]), (k, a[k], b[k])
     # every pair, both DSA scores, the chance level's pairs: the same rows, the same values
     want, got = _pairs(local), _pairs(on_ray)
-    assert got.keys() == want.keys() and len(want) == 2 * (15 + 6) + 2 * (15 + 6)
+    # dsa: 2 scores; pif and its chance level: 3 normalizations each
+    assert got.keys() == want.keys() and len(want) == 2 * (15 + 6) + 2 * 3 * (15 + 6)
     for k, d in want.items():
         assert got[k] == pytest.approx(d, abs=1e-9), k
     for metric, params in (("pif", None), ("dsa", DSA)):
@@ -170,14 +171,15 @@ def test_a_run_stopped_after_one_chunk_keeps_it_and_the_rerun_computes_the_rest(
                 metric, ids, params
             )
         kept = on_ray.sql(f"SELECT a, b, distance FROM pairwise WHERE metric = '{metric}'")
-        assert len(first[-1][0]) == 4 and kept.height == 4  # the one chunk, flushed
+        per_pair = 3 if metric == "pif" else 1  # pif: its 3 normalizations from one search
+        assert len(first[-1][0]) == 4 and kept.height == 4 * per_pair  # one chunk, flushed
         monkeypatch.setattr(ray_pairs.RayPairs, "compute", real)
         rerun = PairwiseCache(on_ray, executor=ray_pairs.RayPairs(chunk_pairs=4))
         got = rerun.matrix(metric, ids, params)
         assert rerun.computed == 15 - 4  # only what the stopped run had not finished
         assert np.allclose(got, want, rtol=0, atol=1e-9)
         n = on_ray.sql(f"SELECT count(*) AS n FROM pairwise WHERE metric = '{metric}'")["n"][0]
-        assert n == 15  # each chunk flushed as it returned, nothing written twice
+        assert n == 15 * per_pair  # each chunk flushed as it returned, nothing written twice
 
 
 def _dies_once(real, marker):
@@ -203,7 +205,7 @@ def test_a_killed_worker_is_retried_and_the_matrix_is_complete(tmp_path, ray_ins
     assert marker.exists()  # a worker did die, and its chunk came back from a retry
     assert cache.computed == 15
     assert np.allclose(got, PairwiseCache(local).matrix("pif", ids), rtol=0, atol=1e-12)
-    assert on_ray.sql("SELECT count(*) AS n FROM pairwise")["n"][0] == 15
+    assert on_ray.sql("SELECT count(*) AS n FROM pairwise")["n"][0] == 15 * 3  # 3 norms
     # DSA's Newton tasks the same way
     marker.unlink()
     monkeypatch.setattr(ray_pairs, "_newton_task", _dies_once(ray_pairs._newton_task, marker))

@@ -10,7 +10,7 @@ from degeneracy.registry.errors import RegistryError
 from tests.cli.helpers import assert_user_error, run_cli
 from tests.factories import condition, make_records
 
-DSA = json.dumps({"n_delays": 2, "rank": 4})
+DSA = json.dumps({"n_delays": 2, "rank": 4, "trials": 0})  # the stored probe sets
 
 
 @pytest.fixture
@@ -47,8 +47,9 @@ def test_the_design_query_runs_and_the_second_run_computes_nothing(registry, cou
     reg = _registry(registry)
     first = reg.sql(QUERY)
     assert counted == {"dsa": 6 + 3, "pif": 6 + 3}
-    # 9 pif rows, 9 dsa rows and 9 more for the other DSA score from the same alignments
-    assert reg.sql("SELECT count(*) AS n FROM pairwise")["n"][0] == 27
+    # 9 pif pairs under each of its 3 normalizations (one search gives all), 9 dsa rows and 9
+    # more for the other DSA score from the same alignments
+    assert reg.sql("SELECT count(*) AS n FROM pairwise")["n"][0] == 27 + 18
     second = reg.sql(QUERY)
     assert counted == {"dsa": 9, "pif": 9}  # zero new pairs
     assert first.equals(second)
@@ -143,7 +144,7 @@ def test_dsa_operators_are_fitted_once_and_kept_across_processes(registry, monke
 def test_metric_parameters_are_part_of_the_cache_key(registry, counted):
     reg = _registry(registry, 3, 2)
     reg.sql(f"SELECT mean_pairwise('dsa', list(network_id), '{DSA}') FROM networks")
-    other = json.dumps({"n_delays": 3, "rank": 4})
+    other = json.dumps({"n_delays": 3, "rank": 4, "trials": 0})
     reg.sql(f"SELECT mean_pairwise('dsa', list(network_id), '{other}') FROM networks")
     assert counted["dsa"] == 20
     rows = reg.sql("SELECT count(DISTINCT params_hash) AS h, max(iterations) AS it FROM pairwise")
@@ -200,8 +201,11 @@ def test_analyze_and_distances_commands(registry, tmp_path):
 def test_dsa_takes_the_groups_task_defaults_unless_parameters_are_given(registry, monkeypatch):
     from degeneracy.analysis.pairwise_cache import PairwiseCache
 
-    monkeypatch.setitem(metrics.DSA_TASK_DEFAULTS, "flipflop", {"n_delays": 3, "rank": 2})
-    monkeypatch.setitem(metrics.DSA_TASK_DEFAULTS, "sine", {"n_delays": 4, "rank": 3})
+    # synthetic networks: their stored probe sets (trials 0), not re-probed
+    monkeypatch.setitem(
+        metrics.DSA_TASK_DEFAULTS, "flipflop", {"n_delays": 3, "rank": 2, "trials": 0}
+    )
+    monkeypatch.setitem(metrics.DSA_TASK_DEFAULTS, "sine", {"n_delays": 4, "rank": 3, "trials": 0})
     registry.write_ensemble(condition(), make_records(range(3), steps=8, rng_seed=1))
     registry.write_ensemble(condition("sine"), make_records(range(2), steps=8, rng_seed=2))
     tasks = registry.sql("SELECT task, list(network_id) AS ids FROM networks GROUP BY 1 ORDER BY 1")
@@ -213,11 +217,9 @@ def test_dsa_takes_the_groups_task_defaults_unless_parameters_are_given(registry
     assert (p.n_delays, p.rank) == (4, 3)
     _, p, _, _ = cache.resolve("dsa", flip, {"rank": 5})
     assert (p.n_delays, p.rank) == (3, 5)  # given parameters win, the rest stay per task
-    _, p, _, _ = cache.resolve("dsa", flip + sine)  # mixed tasks: the shared defaults
-    assert (p.n_delays, p.rank) == (
-        metrics.DSAMetricParams().n_delays,
-        metrics.DSAMetricParams().rank,
-    )
+    # mixed tasks: no task's defaults (the rank by the share rule over all of them)
+    _, p, _, _ = cache.resolve("dsa", flip + sine, {"trials": 0, "n_delays": 2})
+    assert p.n_delays == 2 and p.rank >= 1 and p.trials == 0
     # and what is stored says which parameters were used
     registry.sql("SELECT task, mean_pairwise('dsa', list(network_id)) FROM networks GROUP BY 1")
     used = registry.sql(
@@ -241,8 +243,8 @@ def test_both_dsa_scores_come_from_one_alignment(registry, counted):
     registry.write_ensemble(condition(complexity=1), make_records(range(4), steps=8, rng_seed=1))
     reg = registry
     ids = reg.sql("SELECT network_id FROM networks ORDER BY 1")["network_id"].to_list()
-    angular = json.dumps({"n_delays": 2, "rank": 4})
-    frob = json.dumps({"n_delays": 2, "rank": 4, "score": "euclidean"})
+    angular = json.dumps({"n_delays": 2, "rank": 4, "trials": 0})
+    frob = json.dumps({"n_delays": 2, "rank": 4, "score": "euclidean", "trials": 0})
     sql = "SELECT mean_pairwise('dsa', list(network_id), ?) AS d FROM networks"
     a = reg.sql(sql, [angular])["d"][0]
     assert counted == {"dsa": 6}
@@ -276,7 +278,7 @@ def test_every_metric_of_the_table_has_its_sql_functions(filled):
     with filled.read_query(names) as rel:
         have = {r[0] for r in rel.fetchall()} - builtin
     have = {f for f in have if not f.startswith("_")}  # the private shapes behind the macros
-    assert have == want | {"mean_pairwise", "dsa_floor"}
+    assert have == want | {"mean_pairwise", "dsa_floor", "dsa_corrected"}
 
 
 def test_feature_learning_is_sql_per_network_and_matches_analyze(registry):

@@ -159,7 +159,7 @@ def test_analyze_dsa_grid_prints_the_direction_at_every_point(registry):
         "--dsa-grid",
         "complexity",
         "--params",
-        'dsa={"fit": "centred"}',
+        'dsa={"fit": "centred", "trials": 0}',
         "-f",
         "csv",
         registry=registry.root,
