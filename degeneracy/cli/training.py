@@ -98,9 +98,10 @@ def train(
         str, typer.Argument(help="flipflop, delayed_discrimination, sine, path_integration")
     ],
     complexity: Annotated[
-        int | None, typer.Option(help="Channels (2 or 3 dims for path integration).")
+        int | None,
+        typer.Option(help="Channels (2 or 3 dims for path integration); at most 16."),
     ] = None,
-    hidden: Annotated[int, typer.Option(help="Hidden units.")] = 64,
+    hidden: Annotated[int, typer.Option(help="Hidden units (at most 4096).")] = 64,
     seeds: Annotated[
         int, typer.Option(min=1, help="Networks in the ensemble (seeds start..start+K-1).")
     ] = 8,
@@ -211,14 +212,12 @@ def sweep(
 
     Example: `degeneracy sweep examples/flipflop_complexity.toml --dry-run`
     """
-    from degeneracy.api import pick_device
+    from degeneracy.api import check_run_options, pick_device, read_spec
     from degeneracy.api import sweep as run
     from degeneracy.training.sweep import describe, missing_seeds, parse_spec
 
-    try:
-        text = spec.read_text()
-    except OSError as exc:
-        raise RegistryError(f"{spec}: {exc.strerror}") from exc
+    check_run_options(executor, workers, threads)
+    text, _ = read_spec(spec)
     name, jobs = parse_spec(text, str(spec))
     if dry_run:
         reg = None
@@ -238,8 +237,6 @@ def sweep(
             )
         typer.echo(f"{len(jobs)} condition(s), {sum(len(j.seeds) for j in jobs)} networks")
         return
-    if workers < 1 or (threads is not None and threads < 1):
-        raise RegistryError("--workers and --threads must be >= 1")
     dev = pick_device(device)
     reg = open_registry(registry, create=True)
     t0 = time.perf_counter()

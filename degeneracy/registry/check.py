@@ -150,8 +150,8 @@ def check(registry: Registry) -> CheckResult:
         res.findings["pending"].append(layout.relative(entry))
         try:
             files = json.loads(entry.read_text())["files"].values()
-        except (OSError, ValueError, KeyError):
-            continue
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue  # not a journal entry: --repair sets it aside
         known |= {layout.absolute(f) for f in files if f}
     for kind in ARRAY_KINDS:
         placeholder = layout.placeholder(kind)
@@ -218,7 +218,11 @@ def repair(registry: Registry, drop_missing: bool = False) -> CheckResult:
                 record_files(con, eid, {kind: rel}, {kind: fingerprint(layout.absolute(rel))})
         done.append(f"recorded fingerprints of {len(before.findings['unrecorded'])} file(s)")
     if before.findings["pending"]:
-        done += [f"registered pending ensemble {e}" for e in register_pending(registry)]
+        aside: list[str] = []
+        done += [
+            f"registered pending ensemble {e}" for e in register_pending(registry, None, aside)
+        ]
+        done += [f"moved {rel} to quarantine/ (not a readable journal entry)" for rel in aside]
     changed = {c.split(" (", 1)[0] for c in before.findings["changed"]}
     bad = set(before.findings["missing"]) | set(before.findings["unreadable"]) | changed
     if bad and drop_missing:

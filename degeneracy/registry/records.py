@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from degeneracy.registry.errors import RegistryError
+from degeneracy.schema.kinds import MAX_COMPLEXITY, MAX_HIDDEN
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -41,10 +42,16 @@ class Condition:
                 raise RegistryError(
                     f"condition: {name} must be a lower-case name like 'flipflop', got {value!r}"
                 )
-        for name, low in (("hidden_size", 1), ("complexity", 1)):
+        for name, high in (("hidden_size", MAX_HIDDEN), ("complexity", MAX_COMPLEXITY)):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-                raise RegistryError(f"condition: {name} must be an integer >= {low}, got {value!r}")
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, np.integer))
+                or not 1 <= value <= high
+            ):
+                raise RegistryError(
+                    f"condition: {name} must be an integer 1..{high}, got {value!r}"
+                )
             object.__setattr__(self, name, int(value))
         for name, positive in (("gamma", True), ("l1", False), ("nuclear", False)):
             value = getattr(self, name)

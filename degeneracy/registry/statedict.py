@@ -68,12 +68,63 @@ def read_sidecar(path: Path) -> dict[str, Any]:
     return data
 
 
+def _typed(side: dict[str, Any], side_path: Path) -> dict[str, Any]:
+    """The sidecar's seed and summaries, strictly typed (a boolean is a boolean, a number a
+    number): "no" must not become converged = true, nor "low" a traceback."""
+
+    def bad(key: str, what: str) -> RegistryError:
+        return RegistryError(f"{side_path}: {key} must be {what}, got {side.get(key)!r}")
+
+    seed = side["seed"]
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise bad("seed", "an integer >= 0")
+    out: dict[str, Any] = {"seed": seed}
+    for key in ("final_loss", "ood_loss", "train_loss"):
+        v = side.get(key)
+        if v is not None and (
+            isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < float("inf")
+        ):
+            raise bad(key, "a finite number >= 0")
+        out[key] = None if v is None else float(v)
+    steps = side.get("steps")
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 0):
+        raise bad("steps", "an integer >= 0")
+    out["steps"] = steps
+    converged = side.get("converged")
+    if converged is not None and not isinstance(converged, bool):
+        raise bad("converged", "true or false")
+    out["converged"] = converged
+    factors = side.get("factors")
+    train = factors.get("train") if isinstance(factors, dict) else None
+    threshold = train.get("threshold") if isinstance(train, dict) else None
+    if threshold is not None and (
+        isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not threshold > 0
+    ):
+        raise RegistryError(
+            f"{side_path}: [factors.train] threshold must be a number > 0, got {threshold!r}"
+        )
+    return out
+
+
+def _check_finite(tensors: dict[str, np.ndarray], path: Path) -> None:
+    """Weights are stored as float32: a value that is not finite there (1e300 is finite in
+    float64) is refused, not stored as ±inf."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        for key, value in tensors.items():
+            if not np.isfinite(value.astype(np.float32)).all():
+                raise RegistryError(f"{path}: {key} has NaN or infinite values (as float32)")
+
+
 def load_state_dict(path: Path) -> dict[str, np.ndarray]:
     """Tensors of a state_dict file as float arrays (weights_only: no pickled code runs)."""
+    import warnings
+
     import torch
 
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a refused pickle is one line, not a warning first
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for damaged or unsafe files
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise RegistryError(f"{path}: not a loadable state_dict ({first[:200]})") from exc
@@ -142,6 +193,14 @@ def read_state_dict_network(path: Path) -> tuple[Condition, NetworkRecord]:
         init = rename(load_state_dict(init_path), names, init_path)
     if "W_h" not in final:
         raise RegistryError(f"{path}: no recurrent matrix found (weight_hh_l0 or W_h; see [names])")
+    if "W_out" not in final:
+        raise RegistryError(
+            f"{path}: no readout found (a Linear named {', '.join(_READOUTS)}, or W_out in [names])"
+        )
+    _check_finite(final, path)
+    if init:
+        _check_finite(init, side_path.parent / str(side["init"]))
+    typed = _typed(side, side_path)
     cond = {k: side[k] for k in (*CONDITION_FIELDS, "factors") if k in side}
     w_h = final["W_h"]
     if "hidden_size" not in cond and w_h.ndim == 2:
@@ -150,12 +209,12 @@ def read_state_dict_network(path: Path) -> tuple[Condition, NetworkRecord]:
         condition = Condition.from_dict(cond)
     except (TypeError, RegistryError) as exc:
         raise RegistryError(f"{side_path}: {exc}") from exc
-    summary: dict[str, Any] = {k: side.get(k) for k in _SUMMARY}
+    summary: dict[str, Any] = {k: typed[k] for k in _SUMMARY}
     update = side.get("update", "rnn")  # how to run it on the probe sets (probe_ingested)
     if update not in ("rnn", "leaky"):
         raise RegistryError(f"{side_path}: update must be 'rnn' or 'leaky', got {update!r}")
     record = NetworkRecord(
-        seed=side["seed"],
+        seed=typed["seed"],
         weights_final=final,
         weights_init=init,
         provenance={"source_file": path.name, "update": update},

@@ -161,9 +161,27 @@ def _entries(layout) -> list[Path]:
     return [p for _, p in sorted(out)]
 
 
-def register_pending(registry: Registry, timeout: float | None = None) -> list[str]:
+#: what every journal entry holds; one without them is garbage, set aside by the next write
+ENTRY_KEYS = {"ensemble_id", "rows", "files"}
+
+
+def quarantine_entry(layout, path: Path) -> Path:
+    """Move an unreadable journal entry to quarantine/pending/ (never deleted): it cannot be
+    registered, and left in pending/ it would stop every later write."""
+    import shutil
+
+    target = layout.root / "quarantine" / "pending" / path.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(path), target)
+    return target
+
+
+def register_pending(
+    registry: Registry, timeout: float | None = None, set_aside: list[str] | None = None
+) -> list[str]:
     """Register every journal entry in `pending/` (oldest first), each in one transaction with
-    the views rewritten to list the new files; returns the ensembles registered."""
+    the views rewritten to list the new files; returns the ensembles registered. An entry
+    that cannot be read is moved to quarantine/pending/ (its path appended to `set_aside`)."""
     layout = registry.layout
     for leftover in stale_temps(layout.root):  # a killed write's half file: nothing owns it
         leftover.unlink(missing_ok=True)
@@ -177,7 +195,14 @@ def register_pending(registry: Registry, timeout: float | None = None) -> list[s
         for path in _entries(layout):
             try:
                 entry = json.loads(path.read_text())
+                if not isinstance(entry, dict) or not ENTRY_KEYS <= set(entry):
+                    raise ValueError("not a journal entry")
             except FileNotFoundError:  # registered (and removed) by that writer just now
+                continue
+            except (OSError, ValueError):  # garbage: set aside, never fatal to a write
+                quarantine_entry(layout, path)
+                if set_aside is not None:
+                    set_aside.append(layout.relative(path))
                 continue
             with sigint_deferred():
                 if _register_entry(con, layout, path, entry):

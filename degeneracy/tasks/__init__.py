@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from degeneracy.schema.kinds import MAX_COMPLEXITY, MAX_TASK_INT
 from degeneracy.tasks.base import Batch, Task, TaskError
 from degeneracy.tasks.delayed_discrimination import DelayedDiscrimination
 from degeneracy.tasks.flipflop import FlipFlop
@@ -30,6 +31,9 @@ def make_task(name: str, complexity: int | None = None, **params: Any) -> Task:
             f"{name}: unknown parameter(s) {', '.join(unknown)} (known: {', '.join(fields)})"
         )
     if complexity is not None:
+        if not isinstance(complexity, bool) and isinstance(complexity, int):
+            if not 1 <= complexity <= MAX_COMPLEXITY:
+                raise TaskError(f"{name}: complexity must be 1..{MAX_COMPLEXITY}, got {complexity}")
         key = COMPLEXITY_FIELD[name]
         if key in params and params[key] != complexity:
             raise TaskError(f"{name}: complexity {complexity} disagrees with {key}={params[key]}")
@@ -48,6 +52,8 @@ def make_task(name: str, complexity: int | None = None, **params: Any) -> Task:
             raise TaskError(f"{name}: {k} must be {typ.__name__}, got {v!r}") from exc
         if typ is int and float(v) != int(float(v)):
             raise TaskError(f"{name}: {k} must be an integer, got {v!r}")
+        if typ is int and abs(coerced[k]) > MAX_TASK_INT:
+            raise TaskError(f"{name}: {k} must be at most {MAX_TASK_INT:,}, got {v!r}")
     return cls(**coerced)
 
 

@@ -118,10 +118,11 @@ def probe_records(
                 f"seed {r.seed}: the input matrix must be ({condition.hidden_size}, "
                 f"{task.n_inputs}) for {condition.task}, got {shape}"
             )
-        if "W_out" in w and np.shape(w["W_out"])[0] != task.n_outputs:
+        want = (task.n_outputs, condition.hidden_size)
+        if "W_out" in w and np.shape(w["W_out"]) != want:
             raise RegistryError(
-                f"seed {r.seed}: the readout must have {task.n_outputs} outputs for "
-                f"{condition.task}, got {np.shape(w['W_out'])[0]}"
+                f"seed {r.seed}: the readout must be {want} ({task.n_outputs} outputs of "
+                f"{condition.hidden_size} units) for {condition.task}, got {np.shape(w['W_out'])}"
             )
         trajs, outs, loss = {}, {}, {}
         for name, batch in batches.items():

@@ -31,6 +31,7 @@ import numpy as np
 from degeneracy.registry.errors import RegistryError
 from degeneracy.registry.ids import digest, network_id
 from degeneracy.registry.validate import check_keys
+from degeneracy.schema.kinds import MAX_HIDDEN
 from degeneracy.tasks import TaskError, make_task
 from degeneracy.training.trainer import Experiment, TrainConfig
 
@@ -98,8 +99,8 @@ def build_experiment(
         cfg = TrainConfig(**train)
         if regime not in ("standard", "mup"):
             raise ValueError(f"regime must be 'standard' or 'mup', got {regime!r}")
-        if not (isinstance(hidden, int) and hidden >= 1):
-            raise ValueError(f"hidden must be an integer >= 1, got {hidden!r}")
+        if not (isinstance(hidden, int) and 1 <= hidden <= MAX_HIDDEN):
+            raise ValueError(f"hidden must be an integer 1..{MAX_HIDDEN}, got {hidden!r}")
         for name, v in (("gamma", gamma), ("tau", tau)):
             if not (isinstance(v, (int, float)) and v > 0):
                 raise ValueError(f"{name} must be > 0, got {v!r}")
