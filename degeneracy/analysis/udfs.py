@@ -110,31 +110,19 @@ def register(con: duckdb.DuckDBPyConnection, registry) -> LazyCache:
             f"_degeneracy_pair('{metric}', a, b, '{{}}'), "
             f"(a, b, params) AS _degeneracy_pair('{metric}', a, b, params)"
         )
-    con.create_function(  # type: ignore[call-overload]  # stub lacks str null_handling
-        "_degeneracy_dsa_floor",
-        group_floor,
-        [duckdb.list_type(v), v],
-        sqltypes.DOUBLE,
-        null_handling="special",
-        side_effects=True,
-    )
-    con.execute(
-        "CREATE OR REPLACE TEMP MACRO dsa_floor(ids) AS _degeneracy_dsa_floor(ids, '{}'), "
-        "(ids, params) AS _degeneracy_dsa_floor(ids, params)"
-    )
-    con.create_function(  # type: ignore[call-overload]  # stub lacks str null_handling
-        "_degeneracy_dsa_corrected",
-        group_corrected,
-        [duckdb.list_type(v), v],
-        sqltypes.DOUBLE,
-        null_handling="special",
-        side_effects=True,
-    )
-    con.execute(
-        "CREATE OR REPLACE TEMP MACRO dsa_corrected(ids) AS "
-        "_degeneracy_dsa_corrected(ids, '{}'), "
-        "(ids, params) AS _degeneracy_dsa_corrected(ids, params)"
-    )
+    for name, fn in (("dsa_floor", group_floor), ("dsa_corrected", group_corrected)):
+        con.create_function(  # type: ignore[call-overload]  # stub lacks str null_handling
+            f"_degeneracy_{name}",
+            fn,
+            [duckdb.list_type(v), v],
+            sqltypes.DOUBLE,
+            null_handling="special",
+            side_effects=True,
+        )
+        con.execute(
+            f"CREATE OR REPLACE TEMP MACRO {name}(ids) AS _degeneracy_{name}(ids, '{{}}'), "
+            f"(ids, params) AS _degeneracy_{name}(ids, params)"
+        )
     con.execute(
         "CREATE OR REPLACE TEMP MACRO mean_pairwise(metric, ids) AS "
         "_degeneracy_mean_pairwise(metric, ids, '{}'), "
