@@ -227,13 +227,18 @@ def _dsa_group(g: Group) -> dict[str, Value]:
     given = json.loads(text)  # the resolved rank: every call below uses the same
     out: dict[str, Value] = {}
     nan: tuple = (None, None)
+    cross = None
+    if p.probe == "id" and len(g.ids) >= 2 and g.cache.has_replicas(g.ids, given):
+        # first: same-set pairs, cross pairs and floors aligned in one batch, the values that
+        # every later read of the cache returns
+        cross = g.cache.cross("dsa", g.ids, given)
     out["dsa"] = _mean_pairwise("dsa", g, given)
     out["dsa_floor"] = out["dsa_corrected"] = out["dsa_excess"] = (*nan, text)
     if p.probe == "id" and len(g.ids) >= 2:  # the replica probe exists for "id" only
         floors = g.cache.floors("dsa", g.ids, given)  # NaN: no replica stored (trials 0)
         out["dsa_floor"] = (*mean_se(floors[np.isfinite(floors)]), text)
-        if np.isfinite(floors).all():
-            c = corrected_distance(g.cache.cross("dsa", g.ids, given), floors)
+        if cross is not None and np.isfinite(floors).all():
+            c = corrected_distance(cross, floors)
             out["dsa_corrected"] = (c["corrected"], c["corrected_se"], text)
             out["dsa_excess"] = (c["excess"], c["excess_se"], text)
             g.keep_loo("dsa_excess", c["loo"])

@@ -309,6 +309,19 @@ class PairwiseCache:
                 stored[nid] = d
         return np.array([stored.get(i, np.nan) for i in ids], dtype=np.float64)
 
+    def has_replicas(self, ids: list[str], params=None) -> bool:
+        """Whether every network of `ids` has a replica probe set to fit (always, re-probed)."""
+        _, obj, _, _ = self.resolve("dsa", ids, params)
+        if _trials(obj):
+            return True
+        have = self._query(
+            "SELECT count(DISTINCT network_id) FROM trajectories WHERE probe = ? "
+            "AND network_id IN (SELECT unnest(?::VARCHAR[]))",
+            [REPLICA_PROBE, sorted(set(ids))],
+            arrays=True,
+        )
+        return have[0][0] == len(set(ids))
+
     def cross(self, metric_name: str, ids: list[str], params=None) -> np.ndarray:
         """Square (n, n) matrix over `ids` of distances between *independent* probe sets: for
         networks a < b (by id), the distance between a's fit on "id" and b's fit on its replica
@@ -348,8 +361,12 @@ class PairwiseCache:
                 [(nid, nid) for nid in involved],
             )
             for label, sel, done in zip((metric.name, name, f"{metric.name}_floor"), parts, rows):
-                sub = _take(res, sel)
-                kept = self._keep(label, metric.name, text, done, sub)
+                # a same-set pair or floor already known keeps its value: every reader of the
+                # cache, in this process or a later one, sees one value per pair
+                known = self._stored(label, key, involved) if label != name else {}
+                fresh = [k for k, pair in enumerate(done) if pair not in known]
+                sub = _take(res, sel[fresh])
+                kept = self._keep(label, metric.name, text, [done[k] for k in fresh], sub)
                 if label == name:
                     stored.update(zip(done, kept))
                     self.computed += len(done)

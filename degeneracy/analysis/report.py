@@ -252,7 +252,7 @@ VERDICT_COLUMNS = [
     "measured",
     "n",
     "difference",
-    "SE",
+    "tested",
     "p",
     "Holm p",
     "paper",
@@ -409,7 +409,11 @@ def contravariance_rows(
                         "measured": t.arrow,
                         "n": f"{t.n[0]} → {t.n[1]}" + (f" ({t.paired} paired)" if t.paired else ""),
                         "difference": f"{t.difference:+.3g}",
-                        "SE": "" if t.se is None else f"{t.se:.2g}",
+                        "tested": (
+                            ""
+                            if t.se is None or t.tested_difference is None
+                            else f"{t.tested_difference:+.3g} ± {t.se:.2g}"
+                        ),
                         "p": "" if t.p is None else f"{t.p:.2g}",
                         "paper": paper,
                         "DSA grid": grid,
@@ -424,10 +428,11 @@ VERDICT_NOTE = (
     "verdict: resolved when the level's test (behavior: Brown–Forsythe on the deviations from "
     "the median, which must move the std's way; dynamics: the noise-corrected DSA distance; "
     "weights: PIF ÷ n², the paper's, and beside it PIF of Frobenius-normalized matrices) gives "
-    f"a Holm-adjusted p < {ALPHA:g} over every test in the table (Holm p); SE: of the tested "
-    "difference; seeds needed: networks per level that would resolve the observed difference "
-    "at 80 % power; scale-free: whether the paper-metric weights change survives the "
-    "scale-free metric"
+    f"a Holm-adjusted p < {ALPHA:g} over every test in the table (Holm p); tested: the change "
+    "of what the test reads, ± its SE (behavior: the mean absolute deviation from the median; "
+    "dynamics: the excess, in rad²; weights: the value shown); seeds needed: networks per "
+    "level that would resolve the observed difference at 80 % power; scale-free: whether the "
+    "paper-metric weights change survives the scale-free metric"
 )
 
 

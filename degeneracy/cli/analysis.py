@@ -172,7 +172,7 @@ def analyze(
         emit(header, body, format, out)
         found = compare(rows, [k for k in keys if k != "n"])
         if found and out is None:
-            vcols = ["factor", "setting", "level", "measured", "n", "difference", "SE", "p",
+            vcols = ["factor", "setting", "level", "measured", "n", "difference", "tested", "p",
                      "Holm p", "verdict", "seeds needed", "scale-free"]  # fmt: skip
             say(
                 "\nLowest → highest level, under the declared rules (degeneracy.analysis."

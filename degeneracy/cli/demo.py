@@ -61,7 +61,7 @@ def demo(
 
     found = compare(res.groups, ["complexity"])
     if found:
-        cols = ["level", "measured", "n", "difference", "SE", "p", "Holm p", "paper", "verdict",
+        cols = ["level", "measured", "n", "difference", "tested", "p", "Holm p", "paper", "verdict",
                 "seeds needed", "scale-free"]  # fmt: skip
         typer.echo("complexity 1 → 3 under the declared rules (docs/STATISTICS.md):")
         emit(cols, [tuple(v[c] for c in cols) for v in found], Format.table)

@@ -574,7 +574,7 @@ def write_outputs(
         "",
         "## Verdicts",
         "",
-        "| cell | level | measured | n | difference | SE | p | Holm p | paper | verdict "
+        "| cell | level | measured | n | difference | tested | p | Holm p | paper | verdict "
         "| seeds needed | scale-free | DSA grid |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
@@ -583,7 +583,7 @@ def write_outputs(
             f"| {v['cell']}"
             + (f" ({v['setting']})" if v["setting"] != "all" else "")
             + f" | {v['level']} | {v['measured']} | {v['n']} | {v['difference']} | "
-            f"{v['SE'] or '–'} | {v['p'] or '–'} | {v['Holm p'] or '–'} | {v['paper']} | "
+            f"{v['tested'] or '–'} | {v['p'] or '–'} | {v['Holm p'] or '–'} | {v['paper']} | "
             f"{v['verdict']} | {v['seeds needed'] or '–'} | {v['scale-free'] or '–'} | "
             f"{v['DSA grid'] or '–'} |"
         )

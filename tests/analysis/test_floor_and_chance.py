@@ -201,3 +201,16 @@ def test_the_corrected_distance_and_scale_free_pif_come_from_sql_and_analyze_ali
         row["pif_scaled"]
         <= np.mean([np.linalg.norm(w[i] - w[j]) for i in range(5) for j in range(i + 1, 5)]) + 1e-9
     )  # never above the unpermuted distance
+
+
+def test_a_rerun_reads_exactly_the_values_the_first_run_used(registry):
+    """Same-set pairs, cross pairs and floors are aligned in one batch the first time; a later
+    analysis (a new process reading the cache) must report identical numbers, not the values
+    of a second alignment of the same pairs."""
+    cond, records = _networks(n=6)
+    registry.write_ensemble(cond, records)
+    cols = ["dsa", "dsa_floor", "dsa_corrected", "dsa_excess"]
+    first = analyze(registry, ["dsa"], ["task"], params={"dsa": DSA}, kernel=False)[1][0]
+    again = analyze(registry, ["dsa"], ["task"], params={"dsa": DSA}, kernel=False)[1][0]
+    assert [first[c] for c in cols] == [again[c] for c in cols]
+    assert [first[f"{c}_se"] for c in cols] == [again[f"{c}_se"] for c in cols]
