@@ -25,8 +25,9 @@ from degeneracy.registry.ids import params_hash
 from degeneracy.schema.kinds import REPLICA_PROBE
 
 #: bytes of accumulated Grams a cache keeps between uses (hidden 64 at 10 delays: 13 MB per
-#: network and probe set; hidden 256: 210 MB)
-GRAM_BUDGET = 1 << 30
+#: network and probe set, so a 4-level cell of 32 networks each, 128 networks, fits and the
+#: share rule's spectra and the operators at its rank share one re-probe; hidden 256: 210 MB)
+GRAM_BUDGET = 4 << 30
 
 
 def _trials(obj) -> int:
