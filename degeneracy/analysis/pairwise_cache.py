@@ -214,25 +214,22 @@ class PairwiseCache:
         for i, arr in self._stored_prepared(stored_key, todo).items():
             self._prepared[(metric.name, key, i)] = arr
         todo = [i for i in todo if (metric.name, key, i) not in self._prepared]
+        fits: list = []
         if todo and _trials(obj) and metric.source == "trajectories":
             from degeneracy.analysis.dsa import fit_operator_stats
 
-            fits = self.per_gram(todo, obj, lambda g: fit_operator_stats(g, obj))
-            for i in todo:
-                fit = fits[i]
-                self._prepared[(metric.name, key, i)] = fit
-                if stored_key is not None:
-                    self.pending_prepared[(*stored_key, i)] = np.asarray(fit, dtype=np.float64)
+            found = self.per_gram(todo, obj, lambda g: fit_operator_stats(g, obj))
+            fits = [found[i] for i in todo]
         elif todo:
             if metric.source == "weights":
                 arrays = self.registry.load_weights(todo, "W_h", getattr(obj, "stage", "final"))
             else:
                 arrays = self.registry.load_trajectories(todo, obj.probe)
-            for i, arr in zip(todo, arrays):
-                fit = metric.prepare(arr, obj)
-                self._prepared[(metric.name, key, i)] = fit
-                if stored_key is not None:
-                    self.pending_prepared[(*stored_key, i)] = np.asarray(fit, dtype=np.float64)
+            fits = [metric.prepare(arr, obj) for arr in arrays]
+        for i, fit in zip(todo, fits):
+            self._prepared[(metric.name, key, i)] = fit
+            if stored_key is not None:
+                self.pending_prepared[(*stored_key, i)] = np.asarray(fit, dtype=np.float64)
         return [self._prepared[(metric.name, key, i)] for i in ids]
 
     def matrix(self, metric_name: str, ids: list[str], params=None) -> np.ndarray:
@@ -285,18 +282,7 @@ class PairwiseCache:
         uniq = sorted(set(ids))
         stored = {a: d for (a, _), d in self._stored(name, key, uniq).items()}
         missing = [i for i in uniq if i not in stored]
-        if missing and _trials(obj):
-            have = set(missing)  # re-probed: every stored network has a replica
-        elif missing:
-            have = {
-                r[0]
-                for r in self._query(
-                    "SELECT DISTINCT network_id FROM trajectories WHERE probe = ? "
-                    "AND network_id IN (SELECT unnest(?::VARCHAR[]))",
-                    [REPLICA_PROBE, missing],
-                    arrays=True,
-                )
-            }
+        have = self._with_replica(missing, obj) if missing else set()
         todo = [i for i in missing if i in have]
         if todo:
             replica = json.loads(text) | {"probe": REPLICA_PROBE}
@@ -313,15 +299,20 @@ class PairwiseCache:
     def has_replicas(self, ids: list[str], params=None) -> bool:
         """Whether every network of `ids` has a replica probe set to fit (always, re-probed)."""
         _, obj, _, _ = self.resolve("dsa", ids, params)
+        return self._with_replica(ids, obj) == set(ids)
+
+    def _with_replica(self, ids: list[str], obj) -> set[str]:
+        """Those of `ids` with a replica probe set to fit: all when re-probed, else the ones
+        stored with one ("id_b")."""
         if _trials(obj):
-            return True
-        have = self._query(
-            "SELECT count(DISTINCT network_id) FROM trajectories WHERE probe = ? "
+            return set(ids)
+        rows = self._query(
+            "SELECT DISTINCT network_id FROM trajectories WHERE probe = ? "
             "AND network_id IN (SELECT unnest(?::VARCHAR[]))",
             [REPLICA_PROBE, sorted(set(ids))],
             arrays=True,
         )
-        return have[0][0] == len(set(ids))
+        return {r[0] for r in rows}
 
     def cross(self, metric_name: str, ids: list[str], params=None) -> np.ndarray:
         """Square (n, n) matrix over `ids` of distances between *independent* probe sets: for
