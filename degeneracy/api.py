@@ -102,12 +102,10 @@ def train_jobs(
     from degeneracy.training.sweep import Job, check_seeds, missing_seeds
     from degeneracy.training.trainer import train_ensemble
 
-    if workers < 1 or (threads is not None and threads < 1):
-        raise RegistryError("workers and threads must be >= 1")
+    check_run_options(executor, workers, threads)
     registry.require_writable()
-    from degeneracy.ray_session import check_executor, require_ray
+    from degeneracy.ray_session import require_ray
 
-    check_executor(executor)
     if executor == "ray":
         require_ray()  # before anything is trained: one clear line if the extra is missing
     jobs = [Job(j.experiment, check_seeds(list(j.seeds))) for j in jobs]
@@ -400,7 +398,7 @@ def analyze(
 def compare(rows: list[dict], keys: Sequence[str]) -> list[dict]:
     """Verdicts between the lowest and highest value of every grouping column that varies
     (`analysis.verdicts`' rules, every test of the call one Holm family), from `analyze`'s
-    rows: [{task, factor, setting, level, measured, n, difference, SE, p, Holm p, paper,
+    rows: [{task, factor, setting, level, measured, n, difference, tested, p, Holm p, paper,
     verdict, seeds needed, scale-free, ...}]."""
     from degeneracy.analysis.report import contravariance_rows
 

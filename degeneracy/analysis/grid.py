@@ -49,7 +49,7 @@ def dsa_grid(
     direction per combination of those that vary). Grid points the data cannot support
     (trials shorter than the delays) are returned with verdict "n/a". `executor`: `analyze`'s."""
     from degeneracy.analysis.analyze import analyze
-    from degeneracy.analysis.verdicts import ALPHA, RULE, compare
+    from degeneracy.analysis.verdicts import RULE, compare
 
     if factor not in group_by:
         raise RegistryError(f"the grid needs {factor!r} among the grouping columns")
@@ -87,7 +87,7 @@ def dsa_grid(
                 lo, hi = ordered[0], ordered[-1]
                 t = compare(lo, hi, RULE["dynamics"])
                 assert t is not None  # both ends have the value
-                ok = t.p is not None and t.p < ALPHA and t.arrow != "→"
+                ok = t.resolved(t.p)  # each point alone, before multiplicity
                 out.append(
                     {
                         "n_delays": d,

@@ -277,7 +277,7 @@ def caption(rows: list[dict], factor: str, series: list[str] | None = None) -> s
         f"ringed: fewer than {MIN_N} networks (no SE, never a direction)."
     ]
     for label, sub in by.items():
-        sub, panels = level_panels(sorted(sub, key=lambda r: r[factor]), factor)
+        sub = sorted(sub, key=lambda r: r[factor])
         ns = ", ".join(f"{r[factor]}: {r['n']}" for r in sub)
         where = "" if label == "all" else f" [{label}]"
         parts.append(f"Networks per point{where} ({TITLES.get(factor, factor)}): {ns}.")
@@ -372,11 +372,6 @@ def agreement(verdict: str, arrow: str, paper: str) -> str:
     if not paper:
         return ""
     return "agrees" if arrow == paper else "disagrees"
-
-
-def level_panels(rows: list[dict], factor: str) -> tuple[list[dict], dict[str, tuple[str, str]]]:
-    """The rows and panels of a factor's level chart: one panel per verdict rule's value."""
-    return rows, LEVELS
 
 
 def contravariance_rows(
@@ -708,9 +703,8 @@ def build_report(
             _, rows = analyze(registry, ["behavior", "dsa", "pif", "fl"], group_by, task_where)
             by_factor[(task, factor)] = (rows, series)
             sec = Section(f"{task}: degeneracy versus {FACTORS[factor]}")
-            shown, panels = level_panels(rows, factor)
             chart = level_chart(
-                shown, factor, panels, f"{task}: behavior, dynamics, weights", series
+                rows, factor, LEVELS, f"{task}: behavior, dynamics, weights", series
             )
             if chart is not None:
                 sec.charts.append((f"{task}_{factor}_levels", chart))

@@ -601,15 +601,14 @@ def write_outputs(
 
 def report_sections(results: list[CellResult]) -> list:
     """One report section per cell: its three levels and feature learning versus the factor."""
-    from degeneracy.analysis.report import FL, Section, caption, level_chart, level_panels
+    from degeneracy.analysis.report import FL, LEVELS, Section, caption, level_chart
 
     sections = []
     for res in results:
         name = alias(res.cell.factor)
         sec = Section(res.cell.title)
-        rows, panels = level_panels(res.rows, name)
         chart = level_chart(
-            rows, name, panels, f"{res.cell.title}: behavior, dynamics, weights", res.series
+            res.rows, name, LEVELS, f"{res.cell.title}: behavior, dynamics, weights", res.series
         )
         if chart is not None:
             sec.charts.append((f"{res.cell.name}_levels", chart))
